@@ -1,0 +1,118 @@
+//! `convkit bench`: training and inference throughput on synthetic 3x32x32 input, timed like
+//! `bench/pytorch_ref.py` (3 warm-up steps, then `steps` timed steps, median of `runs` runs).
+
+use crate::init::rng;
+use crate::layers::{Layer, Mode};
+use crate::loss::softmax_cross_entropy;
+use crate::models;
+use crate::optim::momentum::MomentumConfig;
+use crate::tensor::Tensor;
+use crate::Result;
+use rand::Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub net: String,
+    pub batch: usize,
+    pub threads: usize,
+    pub warmup: usize,
+    pub steps: usize,
+    pub runs: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { net: "small".into(), batch: 128, threads: 2, warmup: 3, steps: 20, runs: 5 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub net: String,
+    pub batch: usize,
+    pub threads: usize,
+    /// Forward multiply-adds x 2, per image.
+    pub mflop_per_image_forward: f64,
+    /// Median over runs.
+    pub train_img_per_s: f64,
+    pub infer_img_per_s: f64,
+    pub train_runs: Vec<f64>,
+    pub infer_runs: Vec<f64>,
+    /// Training counted as 3x the forward FLOPs (forward, input gradient, weight gradient).
+    pub train_gflop_per_s: f64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+pub fn run(o: &BenchOptions) -> Result<BenchResult> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(o.threads.max(1))
+        .build()
+        .map_err(|e| crate::Error::Config(format!("cannot start {} threads: {e}", o.threads)))?;
+    pool.install(|| run_in_pool(o))
+}
+
+fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
+    let mut model = models::build::<f32>(&o.net, Some(10), 0)?.for_training();
+    let shape = model.batch_shape(o.batch);
+    let mut r = rng(1);
+    let x = Tensor::<f32>::from_fn(&shape, |_| r.random_range(-1.0..1.0));
+    let labels: Vec<usize> = (0..o.batch).map(|_| r.random_range(0..10)).collect();
+    let mut opt = MomentumConfig::new(0.01).build::<f32>()?;
+    let mut step = |model: &mut models::Model<f32>| {
+        model.zero_grad();
+        let y = model.forward(&x, Mode::Train);
+        let out = softmax_cross_entropy(&y, &labels);
+        model.backward(&x, &y, &out.dscores);
+        model.visit_params(&mut |n, p| opt.update(n, p));
+        out.loss
+    };
+    let mut train_runs = Vec::new();
+    for _ in 0..o.runs {
+        for _ in 0..o.warmup {
+            step(&mut model);
+        }
+        let t = Instant::now();
+        for _ in 0..o.steps {
+            step(&mut model);
+        }
+        train_runs.push((o.batch * o.steps) as f64 / t.elapsed().as_secs_f64());
+    }
+    let mut infer_runs = Vec::new();
+    for _ in 0..o.runs {
+        for _ in 0..o.warmup {
+            model.forward(&x, Mode::Eval);
+        }
+        let t = Instant::now();
+        for _ in 0..o.steps {
+            std::hint::black_box(model.forward(&x, Mode::Eval));
+        }
+        infer_runs.push((o.batch * o.steps) as f64 / t.elapsed().as_secs_f64());
+    }
+    let mflop = 2.0 * model.net.macs(&model.batch_shape(1)) as f64 / 1e6;
+    let train = median(&train_runs);
+    Ok(BenchResult {
+        net: o.net.clone(),
+        batch: o.batch,
+        threads: o.threads,
+        mflop_per_image_forward: mflop,
+        train_img_per_s: train,
+        infer_img_per_s: median(&infer_runs),
+        train_runs,
+        infer_runs,
+        train_gflop_per_s: train * 3.0 * mflop / 1e3,
+    })
+}

@@ -1,0 +1,306 @@
+//! Gradient checking: analytic gradients against centred finite differences, in f64.
+//!
+//! For each parameter tensor (and the input) a subset of elements is perturbed by `±h`; the numerical derivative
+//! `(L(w+h) - L(w-h)) / 2h` is compared with the analytic one by relative error `|a - n| / max(|a|, |n|)`.
+//! ReLU, max pooling and Maxout have kinks: if a perturbation crosses one, the finite difference is wrong, not the
+//! gradient. Such elements are detected (the step `h` and `h/2` disagree, which cannot happen where the loss is
+//! smooth) and counted as skipped rather than reported as errors; layer tests use inputs far from any kink.
+
+use crate::init::rng;
+use crate::layers::{Layer, Mode};
+use crate::loss::Loss;
+use crate::tensor::Tensor;
+use rand::Rng;
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Finite-difference step; default 1e-5 (f64).
+    pub h: f64,
+    /// Elements checked per tensor; larger tensors get a random subset. Default 24.
+    pub max_elements: usize,
+    pub seed: u64,
+    /// Train (batch statistics, dropout masks frozen) or eval mode.
+    pub mode: Mode,
+    /// Relative disagreement between the `h` and `h/2` differences above which an element straddles a kink.
+    pub kink_tol: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { h: 1e-5, max_elements: 24, seed: 0, mode: Mode::Train, kink_tol: 1e-6 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorReport {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub checked: usize,
+    pub max_rel_error: f64,
+    pub mean_rel_error: f64,
+    pub kinks_skipped: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub loss: f64,
+    pub tensors: Vec<TensorReport>,
+}
+
+impl Report {
+    pub fn max_rel_error(&self) -> f64 {
+        self.tensors.iter().map(|t| t.max_rel_error).fold(0.0, f64::max)
+    }
+    pub fn kinks_skipped(&self) -> usize {
+        self.tensors.iter().map(|t| t.kinks_skipped).sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<40} {:>18} {:>7} {:>11} {:>11} {:>6}", "tensor", "shape", "checked", "max rel", "mean rel", "kinks")?;
+        for t in &self.tensors {
+            let shape = format!("{:?}", t.shape);
+            writeln!(
+                f,
+                "{:<40} {:>18} {:>7} {:>11.2e} {:>11.2e} {:>6}",
+                t.name, shape, t.checked, t.max_rel_error, t.mean_rel_error, t.kinks_skipped
+            )?;
+        }
+        write!(f, "max relative error {:.2e} over {} tensors", self.max_rel_error(), self.tensors.len())
+    }
+}
+
+/// `|a - n| / max(|a|, |n|)`, zero when both are zero.
+pub fn rel_error(a: f64, n: f64) -> f64 {
+    let d = a.abs().max(n.abs());
+    if d == 0.0 {
+        0.0
+    } else {
+        (a - n).abs() / d
+    }
+}
+
+/// Inputs for checking layers with kinks: magnitudes in [0.1, 1] (far from ReLU's 0) and all values distinct by
+/// at least `0.9/len` (no ties for max pooling or Maxout), in a seeded random order with random signs.
+pub fn random_input(shape: &[usize], seed: u64) -> Tensor<f64> {
+    let n: usize = shape.iter().product();
+    let mut r = rng(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, r.random_range(0..=i));
+    }
+    let data = order
+        .iter()
+        .map(|&k| {
+            let mag = 0.1 + 0.9 * (k as f64 + 0.5) / n as f64;
+            if r.random::<bool>() {
+                mag
+            } else {
+                -mag
+            }
+        })
+        .collect();
+    Tensor::from_vec(shape, data)
+}
+
+/// Checks a layer (or block, or whole network) under the loss `L = sum(y * r)` for a fixed random `r`,
+/// whose gradient `dL/dy = r` exercises every output.
+pub fn check_layer(layer: &mut dyn Layer<f64>, x: &Tensor<f64>, opts: &Options) -> Report {
+    let out_shape = layer.output_shape(x.shape()).expect("gradcheck input shape");
+    let mut r = rng(opts.seed ^ 0x9e37);
+    let proj = Tensor::from_fn(&out_shape, |_| r.random_range(-1.0..1.0));
+    check_with_loss(layer, x, opts, &|y: &Tensor<f64>| {
+        let l = y.data().iter().zip(proj.data()).map(|(a, b)| a * b).sum();
+        (l, proj.clone())
+    })
+}
+
+/// Checks a network under its classification loss with the given labels.
+pub fn check_network(layer: &mut dyn Layer<f64>, x: &Tensor<f64>, labels: &[usize], loss: Loss, opts: &Options) -> Report {
+    check_with_loss(layer, x, opts, &|y: &Tensor<f64>| {
+        let out = loss.compute(y, labels);
+        (out.loss, out.dscores)
+    })
+}
+
+/// The general check: `loss` maps the layer's output to `(L, dL/dy)`.
+pub fn check_with_loss(
+    layer: &mut dyn Layer<f64>,
+    x: &Tensor<f64>,
+    opts: &Options,
+    loss: &dyn Fn(&Tensor<f64>) -> (f64, Tensor<f64>),
+) -> Report {
+    layer.freeze_noise(true);
+    // Analytic pass.
+    layer.visit_params("", &mut |_, p| p.grad.data_mut().fill(0.0));
+    let y = layer.forward(x, opts.mode);
+    let (l0, dy) = loss(&y);
+    let dx = layer.backward(x, &y, &dy);
+    drop(y);
+    let mut analytic: Vec<(String, Tensor<f64>)> = Vec::new();
+    layer.visit_params("", &mut |n, p| analytic.push((n.to_string(), p.grad.clone())));
+
+    let mut rng = rng(opts.seed);
+    let mut report = Report { loss: l0, tensors: Vec::new() };
+    let eval = |layer: &mut dyn Layer<f64>, x: &Tensor<f64>| loss(&layer.forward(x, opts.mode)).0;
+
+    // Parameters.
+    for (name, grad) in &analytic {
+        let idx = pick(grad.len(), opts.max_elements, &mut rng);
+        let set = |layer: &mut dyn Layer<f64>, i: usize, delta: f64| {
+            layer.visit_params("", &mut |n, p| {
+                if n == name {
+                    p.value.data_mut()[i] += delta;
+                }
+            })
+        };
+        let mut errs = Vec::new();
+        let mut kinks = 0;
+        for &i in &idx {
+            let diff = |layer: &mut dyn Layer<f64>, h: f64| {
+                set(layer, i, h);
+                let lp = eval(layer, x);
+                set(layer, i, -2.0 * h);
+                let lm = eval(layer, x);
+                set(layer, i, h);
+                (lp - lm) / (2.0 * h)
+            };
+            match judge(grad.data()[i], &mut |h| diff(layer, h), opts) {
+                Some(e) => errs.push(e),
+                None => kinks += 1,
+            }
+        }
+        report.tensors.push(summarise(name, grad.shape(), &errs, kinks));
+    }
+
+    // The input.
+    let mut xp = x.clone();
+    let idx = pick(x.len(), opts.max_elements, &mut rng);
+    let (mut errs, mut kinks) = (Vec::new(), 0);
+    for &i in &idx {
+        let orig = xp.data()[i];
+        let mut diff = |h: f64| {
+            xp.data_mut()[i] = orig + h;
+            let lp = eval(layer, &xp);
+            xp.data_mut()[i] = orig - h;
+            let lm = eval(layer, &xp);
+            xp.data_mut()[i] = orig;
+            (lp - lm) / (2.0 * h)
+        };
+        match judge(dx.data()[i], &mut diff, opts) {
+            Some(e) => errs.push(e),
+            None => kinks += 1,
+        }
+    }
+    report.tensors.push(summarise("input", x.shape(), &errs, kinks));
+    layer.freeze_noise(false);
+    report
+}
+
+/// Relative error of the analytic value, or `None` where the loss has a kink within the step.
+fn judge(a: f64, diff: &mut dyn FnMut(f64) -> f64, opts: &Options) -> Option<f64> {
+    let n1 = diff(opts.h);
+    let e = rel_error(a, n1);
+    if e < 1e-9 {
+        return Some(e);
+    }
+    let n2 = diff(opts.h / 2.0);
+    if rel_error(n1, n2) > opts.kink_tol {
+        None
+    } else {
+        Some(e)
+    }
+}
+
+fn pick(len: usize, max: usize, rng: &mut impl Rng) -> Vec<usize> {
+    if len <= max {
+        (0..len).collect()
+    } else {
+        rand::seq::index::sample(rng, len, max).into_vec()
+    }
+}
+
+fn summarise(name: &str, shape: &[usize], errs: &[f64], kinks: usize) -> TensorReport {
+    TensorReport {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        checked: errs.len(),
+        max_rel_error: errs.iter().copied().fold(0.0, f64::max),
+        mean_rel_error: if errs.is_empty() { 0.0 } else { errs.iter().sum::<f64>() / errs.len() as f64 },
+        kinks_skipped: kinks,
+    }
+}
+
+/// Checks a loss function's score gradient on every element; returns the max relative error.
+pub fn check_loss(
+    scores: &Tensor<f64>,
+    labels: &[usize],
+    f: impl Fn(&Tensor<f64>, &[usize]) -> crate::loss::LossOutput<f64>,
+) -> f64 {
+    let a = f(scores, labels).dscores;
+    let h = 1e-5;
+    let mut worst: f64 = 0.0;
+    for i in 0..scores.len() {
+        let mut s = scores.clone();
+        s.data_mut()[i] += h;
+        let lp = f(&s, labels).loss;
+        s.data_mut()[i] -= 2.0 * h;
+        let lm = f(&s, labels).loss;
+        worst = worst.max(rel_error(a.data()[i], (lp - lm) / (2.0 * h)));
+    }
+    worst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Mode, Relu};
+    use crate::tensor::Tensor;
+
+    /// A layer with a deliberately wrong backward must fail the check: the checker itself is tested.
+    struct Broken;
+    impl Layer<f64> for Broken {
+        fn describe(&self) -> String {
+            "broken".into()
+        }
+        fn output_shape(&self, x: &[usize]) -> crate::Result<Vec<usize>> {
+            Ok(x.to_vec())
+        }
+        fn forward(&mut self, x: &Tensor<f64>, _m: Mode) -> Tensor<f64> {
+            x.map(|v| v * v)
+        }
+        fn backward(&mut self, x: &Tensor<f64>, _y: &Tensor<f64>, dy: &Tensor<f64>) -> Tensor<f64> {
+            // Should be 2x dy.
+            let mut d = dy.clone();
+            d.data_mut().iter_mut().zip(x.data()).for_each(|(g, &v)| *g *= 1.9 * v);
+            d
+        }
+    }
+
+    #[test]
+    fn catches_a_wrong_backward() {
+        let rep = check_layer(&mut Broken, &random_input(&[2, 5], 0), &Options::default());
+        assert!(rep.max_rel_error() > 0.04, "{rep}");
+    }
+
+    #[test]
+    fn detects_kinks_instead_of_reporting_errors() {
+        // ReLU at inputs within h of zero: the finite difference straddles the kink.
+        let x = Tensor::from_vec(&[1, 4], vec![3e-6, -4e-6, 0.5, -0.5]);
+        let rep = check_layer(&mut Relu, &x, &Options::default());
+        assert_eq!(rep.kinks_skipped(), 2, "{rep}");
+        assert!(rep.max_rel_error() < 1e-9);
+    }
+
+    #[test]
+    fn random_input_avoids_kinks_and_ties() {
+        let x = random_input(&[3, 50], 1);
+        assert!(x.data().iter().all(|v| v.abs() >= 0.1 && v.abs() <= 1.0));
+        let mut v: Vec<f64> = x.data().iter().map(|v| v.abs()).collect();
+        v.sort_by(f64::total_cmp);
+        assert!(v.windows(2).all(|w| w[1] - w[0] > 0.005));
+    }
+}

@@ -1,0 +1,3 @@
+//! Checks from the lecture's "babysitting" toolbox. Gradient checking first.
+
+pub mod gradcheck;

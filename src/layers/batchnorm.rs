@@ -1,0 +1,227 @@
+//! BATCH NORM (Ioffe & Szegedy 2015): normalise each channel to zero mean and unit variance over the batch
+//! (and the spatial positions, for 2-d inputs), then scale by `gamma` and shift by `beta`.
+//! Training uses the batch's statistics and updates running averages; evaluation uses the running averages,
+//! so a single test image gets a deterministic answer.
+
+use super::{join, BufferVisitor, Layer, Mode, Param, ParamKind, ParamVisitor};
+use crate::tensor::{bcs, Float, Tensor};
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+#[derive(Clone, Debug)]
+pub struct BatchNormConfig {
+    pub num_features: usize,
+    /// Default 1e-5.
+    pub eps: f64,
+    /// Weight of the new batch in the running averages; default 0.1 (PyTorch).
+    pub momentum: f64,
+}
+
+impl BatchNormConfig {
+    pub fn new(num_features: usize) -> Self {
+        BatchNormConfig { num_features, eps: 1e-5, momentum: 0.1 }
+    }
+    pub fn build<T: Float>(&self) -> BatchNorm<T> {
+        let c = self.num_features;
+        BatchNorm {
+            cfg: self.clone(),
+            gamma: Param::new(Tensor::full(&[c], T::one()), ParamKind::Norm),
+            beta: Param::new(Tensor::zeros(&[c]), ParamKind::Norm),
+            running_mean: Tensor::zeros(&[c]),
+            running_var: Tensor::full(&[c], T::one()),
+            mean: vec![T::zero(); c],
+            invstd: vec![T::zero(); c],
+            last_mode: Mode::Train,
+        }
+    }
+}
+
+/// Works on `[B, C]` (1-d) and `[B, C, H, W]` (2-d) inputs alike.
+pub struct BatchNorm<T: Float> {
+    pub cfg: BatchNormConfig,
+    pub gamma: Param<T>,
+    pub beta: Param<T>,
+    pub running_mean: Tensor<T>,
+    pub running_var: Tensor<T>,
+    /// Statistics the last forward normalised with (batch or running), for backward.
+    mean: Vec<T>,
+    invstd: Vec<T>,
+    last_mode: Mode,
+}
+
+impl<T: Float> Layer<T> for BatchNorm<T> {
+    fn describe(&self) -> String {
+        format!("batchnorm({})", self.cfg.num_features)
+    }
+
+    fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
+        if !(x.len() == 2 || x.len() == 4) || x[1] != self.cfg.num_features {
+            return Err(Error::Shape(format!("{} expects [B, {}] or [B, {}, H, W], got {x:?}", self.describe(), self.cfg.num_features, self.cfg.num_features)));
+        }
+        Ok(x.to_vec())
+    }
+
+    fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        let (b, c, s) = bcs(x.shape());
+        let eps = T::c(self.cfg.eps);
+        self.last_mode = mode;
+        if mode == Mode::Train {
+            let n = T::c((b * s) as f64);
+            // Per-channel mean and (biased) variance, two passes for accuracy.
+            let stats: Vec<(T, T)> = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let planes = || (0..b).map(move |i| &x.data()[(i * c + ch) * s..][..s]);
+                    let mean = planes().map(|p| p.iter().copied().sum::<T>()).sum::<T>() / n;
+                    let var = planes().map(|p| p.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>()).sum::<T>() / n;
+                    (mean, var)
+                })
+                .collect();
+            let m = T::c(self.cfg.momentum);
+            // Running variance is unbiased (n / (n-1)), as in PyTorch.
+            let unbias = if b * s > 1 { T::c((b * s) as f64 / (b * s - 1) as f64) } else { T::one() };
+            for (ch, &(mean, var)) in stats.iter().enumerate() {
+                self.mean[ch] = mean;
+                self.invstd[ch] = T::one() / (var + eps).sqrt();
+                let rm = &mut self.running_mean.data_mut()[ch];
+                *rm = (T::one() - m) * *rm + m * mean;
+                let rv = &mut self.running_var.data_mut()[ch];
+                *rv = (T::one() - m) * *rv + m * var * unbias;
+            }
+        } else {
+            for ch in 0..c {
+                self.mean[ch] = self.running_mean.data()[ch];
+                self.invstd[ch] = T::one() / (self.running_var.data()[ch] + eps).sqrt();
+            }
+        }
+        let (mean, invstd, gamma, beta) = (&self.mean, &self.invstd, self.gamma.value.data(), self.beta.value.data());
+        let mut y = Tensor::uninit(x.shape());
+        y.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).enumerate().for_each(|(i, (yp, xp))| {
+            let ch = i % c;
+            let scale = gamma[ch] * invstd[ch];
+            let shift = beta[ch] - mean[ch] * scale;
+            for (o, &v) in yp.iter_mut().zip(xp) {
+                *o = v * scale + shift;
+            }
+        });
+        y
+    }
+
+    fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+        let (b, c, s) = bcs(x.shape());
+        let (mean, invstd) = (&self.mean, &self.invstd);
+        // Per channel: sum(dy) and sum(dy * xhat).
+        let sums: Vec<(T, T)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut sd, mut sdx) = (T::zero(), T::zero());
+                for i in 0..b {
+                    let off = (i * c + ch) * s;
+                    for (&d, &v) in dy.data()[off..off + s].iter().zip(&x.data()[off..off + s]) {
+                        sd += d;
+                        sdx += d * (v - mean[ch]) * invstd[ch];
+                    }
+                }
+                (sd, sdx)
+            })
+            .collect();
+        for (ch, &(sd, sdx)) in sums.iter().enumerate() {
+            if !self.gamma.frozen {
+                self.gamma.grad.data_mut()[ch] += sdx;
+            }
+            if !self.beta.frozen {
+                self.beta.grad.data_mut()[ch] += sd;
+            }
+        }
+        let gamma = self.gamma.value.data();
+        let train = self.last_mode == Mode::Train;
+        let n = T::c((b * s) as f64);
+        let mut dx = Tensor::uninit(x.shape());
+        dx.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).zip(dy.data().par_chunks(s)).enumerate().for_each(
+            |(i, ((dxp, xp), dyp))| {
+                let ch = i % c;
+                let k = gamma[ch] * invstd[ch];
+                if train {
+                    // dx = gamma*invstd/N * (N dy - sum(dy) - xhat * sum(dy xhat))
+                    let (sd, sdx) = sums[ch];
+                    let (mu, is) = (mean[ch], invstd[ch]);
+                    for ((o, &v), &d) in dxp.iter_mut().zip(xp).zip(dyp) {
+                        *o = k * (d - (sd + (v - mu) * is * sdx) / n);
+                    }
+                } else {
+                    for (o, &d) in dxp.iter_mut().zip(dyp) {
+                        *o = k * d;
+                    }
+                }
+            },
+        );
+        dx
+    }
+
+    fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {
+        f(&join(prefix, "weight"), &mut self.gamma);
+        f(&join(prefix, "bias"), &mut self.beta);
+    }
+
+    fn visit_buffers(&mut self, prefix: &str, f: &mut BufferVisitor<'_, T>) {
+        f(&join(prefix, "running_mean"), &mut self.running_mean);
+        f(&join(prefix, "running_var"), &mut self.running_var);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::gradcheck::{check_layer, random_input, Options};
+
+    fn bn_with_affine(c: usize) -> BatchNorm<f64> {
+        let mut bn = BatchNormConfig::new(c).build::<f64>();
+        bn.gamma.value = Tensor::from_fn(&[c], |i| 0.5 + i as f64 * 0.3);
+        bn.beta.value = Tensor::from_fn(&[c], |i| i as f64 * 0.2 - 0.1);
+        bn
+    }
+
+    #[test]
+    fn train_mode_normalises_the_batch() {
+        let mut bn = BatchNormConfig::new(2).build::<f64>();
+        let x = Tensor::from_fn(&[4, 2, 3, 3], |i| (i as f64 * 0.7).sin() * 3.0 + 5.0);
+        let y = bn.forward(&x, Mode::Train);
+        for ch in 0..2 {
+            let vals: Vec<f64> = (0..4).flat_map(|b| y.data()[(b * 2 + ch) * 9..][..9].to_vec()).collect();
+            let m = vals.iter().sum::<f64>() / 36.0;
+            let v = vals.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / 36.0;
+            assert!(m.abs() < 1e-12 && (v - 1.0).abs() < 1e-4, "mean {m} var {v}");
+        }
+    }
+
+    #[test]
+    fn eval_mode_uses_running_statistics() {
+        let mut bn = BatchNormConfig::new(1).build::<f64>();
+        bn.running_mean = Tensor::from_vec(&[1], vec![2.0]);
+        bn.running_var = Tensor::from_vec(&[1], vec![4.0 - 1e-5]);
+        let x = Tensor::from_vec(&[3, 1], vec![2.0, 4.0, 6.0]);
+        // (x - 2) / 2, independent of the batch's own statistics.
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        assert!(close(bn.forward(&x, Mode::Eval).data(), &[0.0, 1.0, 2.0]));
+        // And one sample alone gives the same answer as inside the batch.
+        assert!(close(bn.forward(&Tensor::from_vec(&[1, 1], vec![4.0]), Mode::Eval).data(), &[1.0]));
+        // Training updates the running averages with momentum 0.1 (unbiased variance: 4 for 2,4,6).
+        bn.forward(&x, Mode::Train);
+        assert!((bn.running_mean.data()[0] - (0.9 * 2.0 + 0.1 * 4.0)).abs() < 1e-12);
+        assert!((bn.running_var.data()[0] - (0.9 * (4.0 - 1e-5) + 0.1 * 4.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gradcheck_train_and_eval_1d_and_2d() {
+        for shape in [vec![5, 3], vec![3, 3, 4, 4]] {
+            for mode in [Mode::Train, Mode::Eval] {
+                let mut bn = bn_with_affine(3);
+                bn.running_mean = Tensor::from_vec(&[3], vec![0.1, -0.2, 0.3]);
+                bn.running_var = Tensor::from_vec(&[3], vec![0.5, 1.5, 2.0]);
+                let opts = Options { mode, ..Options::default() };
+                let rep = check_layer(&mut bn, &random_input(&shape, 9), &opts);
+                assert!(rep.max_rel_error() < 1e-6, "{shape:?} {mode:?}\n{rep}");
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! MAX POOL: the maximum over each `kernel x kernel` window; the gradient goes to the winner only.
+
+use super::{expect_rank, Layer, Mode};
+use crate::tensor::{Float, Tensor};
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+#[derive(Clone, Debug)]
+pub struct MaxPool2d {
+    pub kernel: usize,
+    /// Default: equal to the kernel (non-overlapping windows).
+    pub stride: usize,
+    /// Padding counts as minus infinity (never wins). Default 0.
+    pub padding: usize,
+    /// Input index (within its plane) of each output's maximum, from the last forward.
+    argmax: Vec<u32>,
+}
+
+impl MaxPool2d {
+    pub fn new(kernel: usize, stride: usize) -> Self {
+        MaxPool2d { kernel, stride, padding: 0, argmax: Vec::new() }
+    }
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = p;
+        self
+    }
+}
+
+/// Output size of a pooling window sweep; shared with average pooling.
+pub(crate) fn pool_out(len: usize, k: usize, s: usize, p: usize) -> usize {
+    (len + 2 * p - k) / s + 1
+}
+
+pub(crate) fn check_pool(name: &str, x: &[usize], k: usize, s: usize, p: usize) -> Result<Vec<usize>> {
+    expect_rank(name, x, 4)?;
+    if k == 0 || s == 0 || 2 * p > k {
+        return Err(Error::Config(format!("{name}: need kernel > 0, stride > 0, padding <= kernel/2 (got {k}, {s}, {p})")));
+    }
+    if x[2] + 2 * p < k || x[3] + 2 * p < k {
+        return Err(Error::Shape(format!("{name} {k}x{k}: input {x:?} is smaller than the window")));
+    }
+    Ok(vec![x[0], x[1], pool_out(x[2], k, s, p), pool_out(x[3], k, s, p)])
+}
+
+impl<T: Float> Layer<T> for MaxPool2d {
+    fn describe(&self) -> String {
+        format!("maxpool{k}x{k}/{}", self.stride, k = self.kernel)
+    }
+
+    fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
+        check_pool("maxpool", x, self.kernel, self.stride, self.padding)
+    }
+
+    fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
+        let os = <Self as Layer<T>>::output_shape(self, x.shape()).expect("maxpool input shape");
+        let (h, w, ho, wo) = (x.shape()[2], x.shape()[3], os[2], os[3]);
+        let (k, s, p) = (self.kernel, self.stride, self.padding as isize);
+        let mut y = Tensor::uninit(&os);
+        self.argmax.resize(y.len(), 0);
+        y.data_mut()
+            .par_chunks_mut(ho * wo)
+            .zip(self.argmax.par_chunks_mut(ho * wo))
+            .zip(x.data().par_chunks(h * w))
+            .for_each(|((yp, ap), xp)| {
+                for oh in 0..ho {
+                    let h0 = (oh * s) as isize - p;
+                    let (hs, he) = (h0.max(0) as usize, ((h0 + k as isize) as usize).min(h));
+                    for ow in 0..wo {
+                        let w0 = (ow * s) as isize - p;
+                        let (ws, we) = (w0.max(0) as usize, ((w0 + k as isize) as usize).min(w));
+                        let (mut best, mut bi) = (T::neg_infinity(), hs * w + ws);
+                        for ih in hs..he {
+                            for iw in ws..we {
+                                let v = xp[ih * w + iw];
+                                if v > best {
+                                    best = v;
+                                    bi = ih * w + iw;
+                                }
+                            }
+                        }
+                        yp[oh * wo + ow] = best;
+                        ap[oh * wo + ow] = bi as u32;
+                    }
+                }
+            });
+        y
+    }
+
+    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+        let (hw, ohw) = (x.shape()[2] * x.shape()[3], y.shape()[2] * y.shape()[3]);
+        let mut dx = Tensor::zeros(x.shape());
+        dx.data_mut().par_chunks_mut(hw).zip(self.argmax.par_chunks(ohw)).zip(dy.data().par_chunks(ohw)).for_each(
+            |((dxp, ap), dyp)| {
+                for (&i, &d) in ap.iter().zip(dyp) {
+                    dxp[i as usize] += d;
+                }
+            },
+        );
+        dx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::gradcheck::{check_layer, random_input, Options};
+
+    #[test]
+    fn forward_by_hand() {
+        let x = Tensor::<f64>::from_fn(&[1, 1, 4, 4], |i| i as f64);
+        let y = MaxPool2d::new(2, 2).forward(&x, Mode::Train);
+        assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
+        let y = MaxPool2d::new(3, 2).padding(1).forward(&x, Mode::Train);
+        assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
+    }
+
+    #[test]
+    fn gradcheck() {
+        // Inputs are distinct by far more than the finite-difference step, so no window changes its winner.
+        for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {
+            let mut pool = MaxPool2d::new(k, s).padding(p);
+            let rep = check_layer(&mut pool, &random_input(&[2, 3, 6, 7], 4), &Options::default());
+            assert!(rep.max_rel_error() < 1e-6, "{rep}");
+            assert_eq!(rep.kinks_skipped(), 0);
+        }
+    }
+}

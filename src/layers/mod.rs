@@ -1,0 +1,119 @@
+//! Layers: each file holds one layer's config, its `forward`, its analytic `backward`, and its gradient-check test.
+//!
+//! The contract (as in llm.c): the network owns the activations and hands each layer its input `x` and output `y`
+//! again in `backward`, so layers cache only what they cannot recompute cheaply (max-pool argmax, batch-norm
+//! statistics, dropout masks). Parameter gradients accumulate with `+=`: a layer never assumes one call per step.
+
+pub mod avgpool;
+pub mod batchnorm;
+pub mod conv;
+pub mod dropout;
+pub mod elu;
+pub mod flatten;
+pub mod global_avgpool;
+pub mod leaky_relu;
+pub mod linear;
+pub mod lrn;
+pub mod maxout;
+pub mod maxpool;
+pub mod relu;
+pub mod sigmoid;
+pub mod tanh;
+
+pub use avgpool::AvgPool2d;
+pub use batchnorm::BatchNorm;
+pub use conv::Conv2d;
+pub use dropout::Dropout;
+pub use elu::Elu;
+pub use flatten::Flatten;
+pub use global_avgpool::GlobalAvgPool;
+pub use leaky_relu::LeakyRelu;
+pub use linear::Linear;
+pub use lrn::LocalResponseNorm;
+pub use maxout::Maxout;
+pub use maxpool::MaxPool2d;
+pub use relu::Relu;
+pub use sigmoid::Sigmoid;
+pub use tanh::Tanh;
+
+use crate::tensor::{Float, Tensor};
+use crate::Result;
+
+/// Training uses batch statistics and random masks; evaluation uses running statistics and no noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Train,
+    Eval,
+}
+
+/// What a parameter is, so that weight decay can skip biases and batch-norm parameters (the lecture's default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    Weight,
+    Bias,
+    Norm,
+}
+
+/// A learnable tensor and its gradient.
+pub struct Param<T: Float> {
+    pub value: Tensor<T>,
+    pub grad: Tensor<T>,
+    pub kind: ParamKind,
+    /// Frozen parameters (transfer learning) get no gradient and no update.
+    pub frozen: bool,
+}
+
+impl<T: Float> Param<T> {
+    pub fn new(value: Tensor<T>, kind: ParamKind) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param { value, grad, kind, frozen: false }
+    }
+}
+
+/// Visits `(qualified name, parameter)` pairs, e.g. `("stage2.block1.conv1.weight", p)`.
+pub type ParamVisitor<'a, T> = dyn FnMut(&str, &mut Param<T>) + 'a;
+/// Visits `(qualified name, buffer)` pairs for state that is saved but not learned (batch-norm running stats).
+pub type BufferVisitor<'a, T> = dyn FnMut(&str, &mut Tensor<T>) + 'a;
+
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// One layer (or a block of layers: containers implement this too).
+pub trait Layer<T: Float>: Send {
+    /// A short description in the lecture's notation, e.g. `conv3x3(3->32, s1, p1)`.
+    fn describe(&self) -> String;
+    /// The output shape for an input shape, or a clear error if the input cannot go through this layer.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
+    fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T>;
+    /// Given the `x` and `y` of the last forward and `dy = dL/dy`, accumulates parameter gradients and returns `dL/dx`.
+    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T>;
+    fn visit_params(&mut self, _prefix: &str, _f: &mut ParamVisitor<'_, T>) {}
+    fn visit_buffers(&mut self, _prefix: &str, _f: &mut BufferVisitor<'_, T>) {}
+    /// Keep random masks fixed across forward calls (gradient checking re-runs forward many times).
+    fn freeze_noise(&mut self, _frozen: bool) {}
+    /// This layer's input needs no gradient (the first layer of a network): skip computing it.
+    fn skip_input_grad(&mut self, _skip: bool) {}
+    /// Multiply-adds of one forward pass for this input shape (all images), for FLOP accounting.
+    fn macs(&self, _input: &[usize]) -> u64 {
+        0
+    }
+    /// Visits the layers inside a container, depth first, with qualified names; leaves visit nothing.
+    fn visit_children(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {}
+}
+
+/// Checks that an activation tensor has the expected rank, naming the layer in the error.
+pub(crate) fn expect_rank(layer: &str, input: &[usize], rank: usize) -> Result<()> {
+    if input.len() != rank {
+        return Err(crate::Error::Shape(format!(
+            "{layer} expects a {rank}-d input ({}), got shape {input:?}",
+            if rank == 4 { "batch, channels, height, width" } else { "batch, features" }
+        )));
+    }
+    Ok(())
+}

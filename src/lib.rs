@@ -1,0 +1,21 @@
+//! convkit: train convolutional networks the way cs231n's "Training CNNs" lecture teaches.
+//!
+//! The layers own their maths (`forward` and an analytic `backward`), every backward pass is gradient-checked in
+//! f64, and the CPU kernels lower convolutions to cache-sized GEMMs split across cores. See ARCHITECTURE.md.
+
+pub mod bench;
+pub mod check;
+pub mod error;
+pub mod init;
+pub mod kernels;
+pub mod layers;
+pub mod loss;
+pub mod models;
+pub mod net;
+pub mod optim;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use layers::{Layer, Mode};
+pub use models::Model;
+pub use tensor::{Float, Tensor};

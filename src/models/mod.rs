@@ -1,0 +1,104 @@
+//! Models registered by name (as in timm): a constructor, a default input size, a class count.
+
+pub mod resnet8;
+pub mod small;
+
+use crate::layers::{Layer, Mode, Param};
+use crate::net::Sequential;
+use crate::tensor::{Float, Tensor};
+use crate::{Error, Result};
+
+/// A network plus what is needed to use it: its input size and class count.
+pub struct Model<T: Float> {
+    pub name: String,
+    /// `[C, H, W]`
+    pub input: [usize; 3],
+    pub classes: usize,
+    pub net: Sequential<T>,
+}
+
+/// What the registry knows about a model before building it.
+pub struct ModelInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub input: [usize; 3],
+    pub classes: usize,
+}
+
+pub struct BuildOptions {
+    pub classes: usize,
+    pub seed: u64,
+}
+
+type Builder<T> = fn(&BuildOptions) -> Result<Sequential<T>>;
+
+fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
+    vec![
+        (
+            ModelInfo {
+                name: "small",
+                description: "3 x (conv3x3-ReLU-maxpool2), 32/64/128 channels, FC 2048->10: the benchmark net",
+                input: [3, 32, 32],
+                classes: 10,
+            },
+            small::build::<T>,
+        ),
+        (
+            ModelInfo {
+                name: "resnet8",
+                description: "CIFAR ResNet with one basic block per stage (16/32/64 channels), projection shortcuts",
+                input: [3, 32, 32],
+                classes: 10,
+            },
+            resnet8::build::<T>,
+        ),
+    ]
+}
+
+/// Every registered model, in registry order.
+pub fn list() -> Vec<ModelInfo> {
+    registry::<f32>().into_iter().map(|(i, _)| i).collect()
+}
+
+/// Builds a registered model by name, with its default class count unless `classes` is given.
+pub fn build<T: Float>(name: &str, classes: Option<usize>, seed: u64) -> Result<Model<T>> {
+    let reg = registry::<T>();
+    let Some((info, builder)) = reg.into_iter().find(|(i, _)| i.name == name) else {
+        let known = list().iter().map(|i| i.name).collect::<Vec<_>>().join(", ");
+        return Err(Error::Unknown { kind: "model", name: name.to_string(), known });
+    };
+    let classes = classes.unwrap_or(info.classes);
+    let net = builder(&BuildOptions { classes, seed })?;
+    let model = Model { name: name.to_string(), input: info.input, classes, net };
+    model.net.output_shape(&model.batch_shape(1))?;
+    Ok(model)
+}
+
+impl<T: Float> Model<T> {
+    pub fn batch_shape(&self, batch: usize) -> Vec<usize> {
+        vec![batch, self.input[0], self.input[1], self.input[2]]
+    }
+    pub fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        self.net.forward(x, mode)
+    }
+    /// Backpropagates `dscores` through the network, accumulating parameter gradients.
+    pub fn backward(&mut self, x: &Tensor<T>, scores: &Tensor<T>, dscores: &Tensor<T>) -> Tensor<T> {
+        self.net.backward(x, scores, dscores)
+    }
+    pub fn visit_params(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        self.net.visit_params("", f)
+    }
+    pub fn zero_grad(&mut self) {
+        self.visit_params(&mut |_, p| p.grad.data_mut().fill(T::zero()));
+    }
+    pub fn num_params(&mut self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |_, p| n += p.value.len());
+        n
+    }
+    /// Training never needs the gradient of the images themselves: skip the first layer's input gradient.
+    pub fn for_training(mut self) -> Self {
+        self.net.skip_input_grad(true);
+        self
+    }
+}

@@ -1,0 +1,260 @@
+//! The tensor: a shape and a flat row-major buffer (NCHW for images).
+//!
+//! Buffers come from and return to a per-type pool, so a training step reuses the memory of the previous step
+//! instead of asking the allocator (and the kernel, for large buffers) for fresh pages every batch.
+
+use std::collections::HashMap;
+use std::fmt::{Debug, Display};
+use std::sync::Mutex;
+
+/// The float types convkit computes in: `f32` for training, `f64` for gradient checks.
+/// Every layer is written once, generic over this trait.
+pub trait Float:
+    num_traits::Float
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + 'static
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + std::ops::DivAssign
+    + std::iter::Sum
+{
+    /// A constant of this type (`T::c(0.5)`).
+    fn c(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    /// The buffer pool for this type.
+    fn pool() -> &'static Pool<Self>;
+    const NAME: &'static str;
+}
+
+static POOL_F32: Pool<f32> = Pool::new();
+static POOL_F64: Pool<f64> = Pool::new();
+
+impl Float for f32 {
+    fn c(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn pool() -> &'static Pool<Self> {
+        &POOL_F32
+    }
+    const NAME: &'static str = "f32";
+}
+
+impl Float for f64 {
+    fn c(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn pool() -> &'static Pool<Self> {
+        &POOL_F64
+    }
+    const NAME: &'static str = "f64";
+}
+
+/// Free buffers by length. Small buffers are not pooled: the allocator is fast for those.
+pub struct Pool<T> {
+    free: Mutex<Option<HashMap<usize, Vec<Vec<T>>>>>,
+}
+
+const POOL_MIN_LEN: usize = 4096;
+const POOL_MAX_PER_LEN: usize = 32;
+
+impl<T: Float> Pool<T> {
+    const fn new() -> Self {
+        Pool { free: Mutex::new(None) }
+    }
+
+    /// A buffer of `len` elements with unspecified (but initialised) contents.
+    pub fn take(&self, len: usize) -> Vec<T> {
+        if len >= POOL_MIN_LEN {
+            let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = guard.as_mut().and_then(|m| m.get_mut(&len)).and_then(|l| l.pop()) {
+                return v;
+            }
+        }
+        vec![T::zero(); len]
+    }
+
+    /// A buffer of `len` zeros.
+    pub fn take_zeroed(&self, len: usize) -> Vec<T> {
+        let mut v = self.take(len);
+        v.fill(T::zero());
+        v
+    }
+
+    pub fn give(&self, v: Vec<T>) {
+        let len = v.len();
+        if len < POOL_MIN_LEN || v.capacity() != len {
+            return;
+        }
+        let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let list = guard.get_or_insert_with(HashMap::new).entry(len).or_default();
+        if list.len() < POOL_MAX_PER_LEN {
+            list.push(v);
+        }
+    }
+}
+
+/// An n-dimensional array of `T`, row-major.
+pub struct Tensor<T: Float = f32> {
+    shape: Vec<usize>,
+    data: Vec<T>,
+}
+
+impl<T: Float> Tensor<T> {
+    pub fn zeros(shape: &[usize]) -> Self {
+        let n = shape.iter().product();
+        Tensor { shape: shape.to_vec(), data: T::pool().take_zeroed(n) }
+    }
+
+    /// A tensor whose contents the caller will overwrite entirely (saves a memset on the hot path).
+    pub fn uninit(shape: &[usize]) -> Self {
+        let n = shape.iter().product();
+        Tensor { shape: shape.to_vec(), data: T::pool().take(n) }
+    }
+
+    pub fn full(shape: &[usize], v: T) -> Self {
+        let mut t = Self::uninit(shape);
+        t.data.fill(v);
+        t
+    }
+
+    /// Wraps a vector; panics if its length does not match the shape (a caller bug).
+    pub fn from_vec(shape: &[usize], data: Vec<T>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "shape {shape:?} does not match {} elements", data.len());
+        Tensor { shape: shape.to_vec(), data }
+    }
+
+    pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
+        let n: usize = shape.iter().product();
+        Tensor { shape: shape.to_vec(), data: (0..n).map(&mut f).collect() }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+    /// Size of dimension 0 (the batch for activations).
+    pub fn batch(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Same data, new shape of equal size.
+    pub fn reshape(mut self, shape: &[usize]) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), self.data.len(), "cannot reshape {:?} to {shape:?}", self.shape);
+        self.shape = shape.to_vec();
+        self
+    }
+
+    pub fn map(&self, f: impl Fn(T) -> T + Sync) -> Self {
+        let mut out = Self::uninit(&self.shape);
+        for (o, &x) in out.data.iter_mut().zip(&self.data) {
+            *o = f(x);
+        }
+        out
+    }
+
+    /// Converts between float types (f32 model -> f64 copy for gradient checking, and back).
+    pub fn cast<U: Float>(&self) -> Tensor<U> {
+        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|&x| U::c(x.to_f64())).collect() }
+    }
+
+    pub fn add_assign(&mut self, other: &Tensor<T>) {
+        assert_eq!(self.shape, other.shape);
+        for (a, &b) in self.data.iter_mut().zip(&other.data) {
+            *a += b;
+        }
+    }
+
+    pub fn sum(&self) -> T {
+        self.data.iter().copied().sum()
+    }
+
+    pub fn sq_sum(&self) -> T {
+        self.data.iter().map(|&x| x * x).sum()
+    }
+
+    pub fn max_abs(&self) -> T {
+        self.data.iter().fold(T::zero(), |m, &x| m.max(x.abs()))
+    }
+
+    pub fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.data)
+    }
+}
+
+impl<T: Float> Clone for Tensor<T> {
+    fn clone(&self) -> Self {
+        let mut data = T::pool().take(self.data.len());
+        data.copy_from_slice(&self.data);
+        Tensor { shape: self.shape.clone(), data }
+    }
+}
+
+impl<T: Float> Drop for Tensor<T> {
+    fn drop(&mut self) {
+        T::pool().give(std::mem::take(&mut self.data));
+    }
+}
+
+impl<T: Float> Debug for Tensor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor<{}>{:?}", T::NAME, self.shape)?;
+        if self.data.len() <= 16 {
+            write!(f, " {:?}", self.data)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits NCHW-like shapes into (batch, channels, spatial size): dims after the channel are flattened.
+pub fn bcs(shape: &[usize]) -> (usize, usize, usize) {
+    let b = shape[0];
+    let c = if shape.len() > 1 { shape[1] } else { 1 };
+    let s = shape.iter().skip(2).product();
+    (b, c, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_reuses_large_buffers() {
+        let t = Tensor::<f32>::full(&[1, 8263], 3.0);
+        let ptr = t.data().as_ptr();
+        drop(t);
+        let u = Tensor::<f32>::zeros(&[8263]);
+        // Same length, so the freed buffer comes back, zeroed.
+        assert_eq!(u.data().as_ptr(), ptr);
+        assert!(u.data().iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn cast_round_trips() {
+        let t = Tensor::<f32>::from_vec(&[2, 2], vec![1.5, -2.0, 0.25, 8.0]);
+        let d: Tensor<f64> = t.cast();
+        assert_eq!(d.data(), &[1.5, -2.0, 0.25, 8.0]);
+        assert_eq!(d.cast::<f32>().data(), t.data());
+    }
+}
