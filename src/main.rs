@@ -59,6 +59,9 @@ enum Cmd {
         runs: usize,
         #[arg(long)]
         json: bool,
+        /// Also print where the time goes, layer by layer (forward and backward).
+        #[arg(long)]
+        profile: bool,
     },
     /// List the registered models.
     Models,
@@ -94,7 +97,8 @@ fn main() -> Result<()> {
                 println!("gradcheck {what} ({} mode, h = {:e})\n{report}", if eval { "eval" } else { "train" }, opts.h);
             }
         }
-        Cmd::Bench { net, batch, threads, steps, runs, json } => {
+        Cmd::Bench { net, batch, threads, steps, runs, json, profile } => {
+            convkit::net::sequential::set_profiling(profile);
             let nets: Vec<String> = if net == "all" { vec!["small".into(), "resnet8".into()] } else { vec![net] };
             let mut results = Vec::new();
             for n in nets {
@@ -105,6 +109,14 @@ fn main() -> Result<()> {
                         "{:<8} batch {} threads {}: train {:>7.1} img/s ({:.1} GFLOP/s), inference {:>7.1} img/s  [{:.1} MFLOP/img fwd]",
                         r.net, r.batch, r.threads, r.train_img_per_s, r.train_gflop_per_s, r.infer_img_per_s, r.mflop_per_image_forward
                     );
+                }
+                if profile {
+                    let prof = convkit::net::sequential::take_profile();
+                    let total: f64 = prof.iter().map(|p| p.1 + p.2).sum();
+                    println!("  {:<44} {:>9} {:>9} {:>6}", "layer (all calls)", "fwd ms", "bwd ms", "share");
+                    for (name, f, b, _) in prof.iter().take(16) {
+                        println!("  {:<44} {:>9.1} {:>9.1} {:>5.1}%", name, f * 1e3, b * 1e3, 100.0 * (f + b) / total);
+                    }
                 }
                 results.push(r);
             }

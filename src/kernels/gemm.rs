@@ -27,15 +27,27 @@ impl<'a, T> Mat<'a, T> {
 /// `c = a * b` (or `c += a * b` when `accumulate`), `c` row-major `a.rows x b.cols`.
 /// `threads > 1` lets the GEMM split itself; the conv layers instead split the batch and pass 1.
 pub fn matmul<T: Float>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: bool, threads: usize) {
+    let n = b.cols;
+    matmul_strided(a, b, c, n as isize, 1, accumulate, threads)
+}
+
+/// `matmul` into a destination with its own strides (`c_rs = 1, c_cs = rows` writes the transpose).
+/// The `gemm` crate skips packing an operand that is already contiguous along its inner loop, so the choice of
+/// destination layout decides which operand gets copied: the conv layers pick the one that spares the big one.
+pub fn matmul_strided<T: Float>(a: Mat<T>, b: Mat<T>, c: &mut [T], c_rs: isize, c_cs: isize, accumulate: bool, threads: usize) {
     assert_eq!(a.cols, b.rows, "matmul inner dimensions differ");
     let (m, n, k) = (a.rows, b.cols, a.cols);
-    assert!(c.len() >= m * n);
+    assert!(c_rs > 0 && c_cs > 0 && c.len() as isize >= (m as isize - 1) * c_rs + (n as isize - 1) * c_cs + 1);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(T::zero());
+            for i in 0..m {
+                for j in 0..n {
+                    c[i * c_rs as usize + j * c_cs as usize] = T::zero();
+                }
+            }
         }
         return;
     }
@@ -48,8 +60,8 @@ pub fn matmul<T: Float>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: bool, thr
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            c_cs,
+            c_rs,
             accumulate,
             a.data.as_ptr(),
             a.cs,
@@ -98,6 +110,14 @@ mod tests {
         matmul(Mat::new(&at, k, m).t(), Mat::new(&b, k, n), &mut c2, true, 2);
         for (x, y) in c2.iter().zip(&want) {
             assert!((x - 1.0 - y).abs() < 1e-12);
+        }
+        // Column-major destination: c3[j*m + i] = (ab)[i][j].
+        let mut c3 = vec![0.0; m * n];
+        matmul_strided(Mat::new(&a, m, k), Mat::new(&b, k, n), &mut c3, 1, m as isize, false, 1);
+        for i in 0..m {
+            for j in 0..n {
+                assert!((c3[j * m + i] - want[i * n + j]).abs() < 1e-12);
+            }
         }
     }
 }

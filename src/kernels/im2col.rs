@@ -38,25 +38,38 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
     let (ho, wo) = g.out_hw();
     let n = ho * wo;
     let (s, p) = (g.stride, g.pad);
+    let zero = T::zero();
     for c in 0..g.c {
         let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
+            // Output rows whose input row lies inside the image: oh*s + i - p in [0, h).
+            let oh_lo = if i >= p { 0 } else { (p - i).div_ceil(s) }.min(ho);
+            let oh_hi = if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }.max(oh_lo);
             for j in 0..g.kw {
                 let row = &mut cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
-                for oh in 0..ho {
+                // Rows of the output that fall in the top and bottom padding are all zeros.
+                for v in &mut row[..oh_lo * wo] {
+                    *v = zero;
+                }
+                for v in &mut row[oh_hi * wo..] {
+                    *v = zero;
+                }
+                for oh in oh_lo..oh_hi {
                     let out = &mut row[oh * wo..(oh + 1) * wo];
-                    let ih = (oh * s + i) as isize - p as isize;
-                    if ih < 0 || ih >= g.h as isize {
-                        out.fill(T::zero());
-                        continue;
+                    let src = &plane[(oh * s + i - p) * g.w..][..g.w];
+                    // Short rows (8 to 32 values) in hot loops: plain loops, not memset/memcpy calls.
+                    for v in &mut out[..lo] {
+                        *v = zero;
                     }
-                    let src = &plane[ih as usize * g.w..][..g.w];
-                    out[..lo].fill(T::zero());
-                    out[hi..].fill(T::zero());
+                    for v in &mut out[hi..] {
+                        *v = zero;
+                    }
                     if s == 1 {
                         let start = lo + j - p;
-                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                        for (o, &x) in out[lo..hi].iter_mut().zip(&src[start..start + (hi - lo)]) {
+                            *o = x;
+                        }
                     } else {
                         for (ow, o) in out[lo..hi].iter_mut().enumerate() {
                             *o = src[(lo + ow) * s + j - p];
@@ -77,15 +90,13 @@ pub fn col2im<T: Float>(g: &Geometry, cols: &[T], img: &mut [T]) {
     for c in 0..g.c {
         let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
+            let oh_lo = if i >= p { 0 } else { (p - i).div_ceil(s) }.min(ho);
+            let oh_hi = if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }.max(oh_lo);
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
-                for oh in 0..ho {
-                    let ih = (oh * s + i) as isize - p as isize;
-                    if ih < 0 || ih >= g.h as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[ih as usize * g.w..][..g.w];
+                for oh in oh_lo..oh_hi {
+                    let dst = &mut plane[(oh * s + i - p) * g.w..][..g.w];
                     let src = &row[oh * wo..(oh + 1) * wo];
                     if s == 1 {
                         let start = lo + j - p;

@@ -15,11 +15,18 @@ pub struct BatchNormConfig {
     pub eps: f64,
     /// Weight of the new batch in the running averages; default 0.1 (PyTorch).
     pub momentum: f64,
+    /// Apply ReLU to the output in the same pass (the BN-ReLU pair of every ResNet block); default false.
+    pub relu: bool,
 }
 
 impl BatchNormConfig {
     pub fn new(num_features: usize) -> Self {
-        BatchNormConfig { num_features, eps: 1e-5, momentum: 0.1 }
+        BatchNormConfig { num_features, eps: 1e-5, momentum: 0.1, relu: false }
+    }
+    /// Fuses a following ReLU: one pass over memory instead of two, forward and backward.
+    pub fn relu(mut self) -> Self {
+        self.relu = true;
+        self
     }
     pub fn build<T: Float>(&self) -> BatchNorm<T> {
         let c = self.num_features;
@@ -49,9 +56,14 @@ pub struct BatchNorm<T: Float> {
     last_mode: Mode,
 }
 
+/// Planes per rayon task, so that each task has a few thousand values to work on.
+fn plane_batch(s: usize) -> usize {
+    (4096 / s.max(1)).max(1)
+}
+
 impl<T: Float> Layer<T> for BatchNorm<T> {
     fn describe(&self) -> String {
-        format!("batchnorm({})", self.cfg.num_features)
+        format!("batchnorm({}){}", self.cfg.num_features, if self.cfg.relu { "+relu" } else { "" })
     }
 
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
@@ -66,15 +78,26 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         let eps = T::c(self.cfg.eps);
         self.last_mode = mode;
         if mode == Mode::Train {
-            let n = T::c((b * s) as f64);
-            // Per-channel mean and (biased) variance, two passes for accuracy.
+            // Per-channel mean and (biased) variance in one pass: shifted sums (shift = the channel's first value)
+            // in f64, so large means do not cancel catastrophically.
             let stats: Vec<(T, T)> = (0..c)
                 .into_par_iter()
                 .map(|ch| {
-                    let planes = || (0..b).map(move |i| &x.data()[(i * c + ch) * s..][..s]);
-                    let mean = planes().map(|p| p.iter().copied().sum::<T>()).sum::<T>() / n;
-                    let var = planes().map(|p| p.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>()).sum::<T>() / n;
-                    (mean, var)
+                    let shift = x.data()[ch * s];
+                    let (mut s1, mut s2) = (0f64, 0f64);
+                    for i in 0..b {
+                        let (mut p1, mut p2) = (T::zero(), T::zero());
+                        for &v in &x.data()[(i * c + ch) * s..][..s] {
+                            let d = v - shift;
+                            p1 += d;
+                            p2 += d * d;
+                        }
+                        s1 += p1.to_f64();
+                        s2 += p2.to_f64();
+                    }
+                    let nn = (b * s) as f64;
+                    let m1 = s1 / nn;
+                    (T::c(m1 + shift.to_f64()), T::c((s2 / nn - m1 * m1).max(0.0)))
                 })
                 .collect();
             let m = T::c(self.cfg.momentum);
@@ -95,21 +118,31 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
             }
         }
         let (mean, invstd, gamma, beta) = (&self.mean, &self.invstd, self.gamma.value.data(), self.beta.value.data());
+        let relu = self.cfg.relu;
         let mut y = Tensor::uninit(x.shape());
-        y.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).enumerate().for_each(|(i, (yp, xp))| {
+        y.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).enumerate().with_min_len(plane_batch(s)).for_each(|(i, (yp, xp))| {
             let ch = i % c;
             let scale = gamma[ch] * invstd[ch];
             let shift = beta[ch] - mean[ch] * scale;
-            for (o, &v) in yp.iter_mut().zip(xp) {
-                *o = v * scale + shift;
+            if relu {
+                for (o, &v) in yp.iter_mut().zip(xp) {
+                    *o = (v * scale + shift).max(T::zero());
+                }
+            } else {
+                for (o, &v) in yp.iter_mut().zip(xp) {
+                    *o = v * scale + shift;
+                }
             }
         });
         y
     }
 
-    fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let (b, c, s) = bcs(x.shape());
         let (mean, invstd) = (&self.mean, &self.invstd);
+        let relu = self.cfg.relu;
+        // With the fused ReLU, the gradient reaching the normalisation is dy where the output is positive.
+        let gate = move |d: T, y: T| if relu && y <= T::zero() { T::zero() } else { d };
         // Per channel: sum(dy) and sum(dy * xhat).
         let sums: Vec<(T, T)> = (0..c)
             .into_par_iter()
@@ -117,7 +150,8 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                 let (mut sd, mut sdx) = (T::zero(), T::zero());
                 for i in 0..b {
                     let off = (i * c + ch) * s;
-                    for (&d, &v) in dy.data()[off..off + s].iter().zip(&x.data()[off..off + s]) {
+                    for ((&d, &v), &yv) in dy.data()[off..off + s].iter().zip(&x.data()[off..off + s]).zip(&y.data()[off..off + s]) {
+                        let d = gate(d, yv);
                         sd += d;
                         sdx += d * (v - mean[ch]) * invstd[ch];
                     }
@@ -137,24 +171,29 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         let train = self.last_mode == Mode::Train;
         let n = T::c((b * s) as f64);
         let mut dx = Tensor::uninit(x.shape());
-        dx.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).zip(dy.data().par_chunks(s)).enumerate().for_each(
-            |(i, ((dxp, xp), dyp))| {
+        dx.data_mut()
+            .par_chunks_mut(s)
+            .zip(x.data().par_chunks(s))
+            .zip(dy.data().par_chunks(s))
+            .zip(y.data().par_chunks(s))
+            .enumerate()
+            .with_min_len(plane_batch(s))
+            .for_each(|(i, (((dxp, xp), dyp), yp))| {
                 let ch = i % c;
                 let k = gamma[ch] * invstd[ch];
                 if train {
                     // dx = gamma*invstd/N * (N dy - sum(dy) - xhat * sum(dy xhat))
                     let (sd, sdx) = sums[ch];
                     let (mu, is) = (mean[ch], invstd[ch]);
-                    for ((o, &v), &d) in dxp.iter_mut().zip(xp).zip(dyp) {
-                        *o = k * (d - (sd + (v - mu) * is * sdx) / n);
+                    for (((o, &v), &d), &yv) in dxp.iter_mut().zip(xp).zip(dyp).zip(yp) {
+                        *o = k * (gate(d, yv) - (sd + (v - mu) * is * sdx) / n);
                     }
                 } else {
-                    for (o, &d) in dxp.iter_mut().zip(dyp) {
-                        *o = k * d;
+                    for ((o, &d), &yv) in dxp.iter_mut().zip(dyp).zip(yp) {
+                        *o = k * gate(d, yv);
                     }
                 }
-            },
-        );
+            });
         dx
     }
 
@@ -209,6 +248,20 @@ mod tests {
         bn.forward(&x, Mode::Train);
         assert!((bn.running_mean.data()[0] - (0.9 * 2.0 + 0.1 * 4.0)).abs() < 1e-12);
         assert!((bn.running_var.data()[0] - (0.9 * (4.0 - 1e-5) + 0.1 * 4.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fused_relu_equals_bn_then_relu() {
+        let x = random_input(&[3, 2, 3, 3], 4);
+        let mut plain = bn_with_affine(2);
+        let mut fused = bn_with_affine(2);
+        fused.cfg.relu = true;
+        let want = plain.forward(&x, Mode::Train).map(|v| v.max(0.0));
+        assert_eq!(fused.forward(&x, Mode::Train).data(), want.data());
+        for mode in [Mode::Train, Mode::Eval] {
+            let rep = check_layer(&mut fused, &x, &Options { mode, ..Options::default() });
+            assert!(rep.max_rel_error() < 1e-6, "{mode:?}\n{rep}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::{expect_rank, join, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::init::Init;
-use crate::kernels::gemm::{matmul, Mat};
+use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, im2col, Geometry};
 use crate::kernels::threads;
 use crate::tensor::{Float, Tensor};
@@ -84,6 +84,11 @@ pub struct Conv2d<T: Float> {
     skip_dx: bool,
 }
 
+/// Images per task: a few tasks per core, so a core slowed by a neighbour does not hold up the step.
+fn batch_chunk(b: usize) -> usize {
+    b.div_ceil(4 * threads()).max(1)
+}
+
 impl<T: Float> Conv2d<T> {
     fn geometry(&self, x: &[usize]) -> Geometry {
         let c = &self.cfg;
@@ -125,7 +130,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let n = oshape[2] * oshape[3];
         let kdim = g.c * g.kh * g.kw;
         let (per_in, per_out) = (x.len() / b.max(1), oshape[1] * n);
-        let chunk = b.div_ceil(threads()).max(1);
+        let chunk = batch_chunk(b);
         let w = self.weight.value.data();
         let bias = self.bias.as_ref().map(|p| p.value.data());
         let mut y = Tensor::uninit(&oshape);
@@ -163,7 +168,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let n = dy.shape()[2] * dy.shape()[3];
         let kdim = g.c * g.kh * g.kw;
         let (per_in, per_out) = (x.len() / b.max(1), cout * n);
-        let chunk = b.div_ceil(threads()).max(1);
+        let chunk = batch_chunk(b);
         let w = self.weight.value.data();
         let (want_dw, want_db) = (!self.weight.frozen, self.bias.as_ref().is_some_and(|p| !p.frozen));
         let skip_dx = self.skip_dx;
@@ -195,9 +200,10 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                                 im2col(&g, xg, &mut cols);
                                 &cols
                             };
-                            // dW_g += dY_g . cols^T
+                            // dW_g += dY_g . cols^T, accumulated transposed ([kdim x cout_g], column-major view)
+                            // so that the GEMM reads the big column matrix in place instead of repacking it.
                             let dwg = &mut dw[grp * cout_g * kdim..][..cout_g * kdim];
-                            matmul(Mat::new(dyg, cout_g, n), Mat::new(src, kdim, n).t(), dwg, true, 1);
+                            matmul_strided(Mat::new(dyg, cout_g, n), Mat::new(src, kdim, n).t(), dwg, 1, cout_g as isize, true, 1);
                         }
                         if !skip_dx {
                             // dcols = W_g^T . dY_g, then fold the columns back onto the image.
@@ -218,8 +224,15 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             .collect();
         for (dw, db) in partials {
             if want_dw {
-                for (a, &d) in self.weight.grad.data_mut().iter_mut().zip(&dw) {
-                    *a += d;
+                // Undo the per-group transpose of the accumulator.
+                let grad = self.weight.grad.data_mut();
+                for grp in 0..groups {
+                    let off = grp * cout_g * kdim;
+                    for co in 0..cout_g {
+                        for kk in 0..kdim {
+                            grad[off + co * kdim + kk] += dw[off + kk * cout_g + co];
+                        }
+                    }
                 }
                 T::pool().give(dw);
             }
@@ -300,6 +313,8 @@ mod tests {
             Conv2dConfig::new(4, 6, 3).groups(2).padding(1),
             Conv2dConfig::new(4, 4, 3).groups(4).stride(2).padding(1),
             Conv2dConfig::new(3, 2, 5).stride(3).padding(2),
+            Conv2dConfig::new(3, 5, 3),
+            Conv2dConfig::new(2, 3, 5).padding(1),
         ]
     }
 

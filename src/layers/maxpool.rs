@@ -42,6 +42,56 @@ pub(crate) fn check_pool(name: &str, x: &[usize], k: usize, s: usize, p: usize) 
     Ok(vec![x[0], x[1], pool_out(x[2], k, s, p), pool_out(x[3], k, s, p)])
 }
 
+/// The common 2x2, stride-2 case (VGG, the benchmark nets): no window bounds to compute.
+fn pool2x2<T: Float>(xp: &[T], w: usize, ho: usize, wo: usize, yp: &mut [T], ap: &mut [u32]) {
+    for oh in 0..ho {
+        let (r0, r1) = (&xp[2 * oh * w..][..w], &xp[(2 * oh + 1) * w..][..w]);
+        let (yr, ar) = (&mut yp[oh * wo..][..wo], &mut ap[oh * wo..][..wo]);
+        for ow in 0..wo {
+            let c = 2 * ow;
+            let (mut best, mut bi) = (r0[c], 2 * oh * w + c);
+            if r0[c + 1] > best {
+                best = r0[c + 1];
+                bi += 1;
+            }
+            if r1[c] > best {
+                best = r1[c];
+                bi = (2 * oh + 1) * w + c;
+            }
+            if r1[c + 1] > best {
+                best = r1[c + 1];
+                bi = (2 * oh + 1) * w + c + 1;
+            }
+            yr[ow] = best;
+            ar[ow] = bi as u32;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pool_any<T: Float>(xp: &[T], h: usize, w: usize, ho: usize, wo: usize, k: usize, s: usize, p: isize, yp: &mut [T], ap: &mut [u32]) {
+    for oh in 0..ho {
+        let h0 = (oh * s) as isize - p;
+        let (hs, he) = (h0.max(0) as usize, ((h0 + k as isize) as usize).min(h));
+        for ow in 0..wo {
+            let w0 = (ow * s) as isize - p;
+            let (ws, we) = (w0.max(0) as usize, ((w0 + k as isize) as usize).min(w));
+            let (mut best, mut bi) = (T::neg_infinity(), hs * w + ws);
+            for ih in hs..he {
+                for iw in ws..we {
+                    let v = xp[ih * w + iw];
+                    if v > best {
+                        best = v;
+                        bi = ih * w + iw;
+                    }
+                }
+            }
+            yp[oh * wo + ow] = best;
+            ap[oh * wo + ow] = bi as u32;
+        }
+    }
+}
+
 impl<T: Float> Layer<T> for MaxPool2d {
     fn describe(&self) -> String {
         format!("maxpool{k}x{k}/{}", self.stride, k = self.kernel)
@@ -57,29 +107,19 @@ impl<T: Float> Layer<T> for MaxPool2d {
         let (k, s, p) = (self.kernel, self.stride, self.padding as isize);
         let mut y = Tensor::uninit(&os);
         self.argmax.resize(y.len(), 0);
+        // Whole planes per task, several planes at once: one 16x16 plane is too little work for a task.
+        let planes_per_task = (4096 / (h * w).max(1)).max(1);
+        let fast = k == 2 && s == 2 && p == 0;
         y.data_mut()
-            .par_chunks_mut(ho * wo)
-            .zip(self.argmax.par_chunks_mut(ho * wo))
-            .zip(x.data().par_chunks(h * w))
-            .for_each(|((yp, ap), xp)| {
-                for oh in 0..ho {
-                    let h0 = (oh * s) as isize - p;
-                    let (hs, he) = (h0.max(0) as usize, ((h0 + k as isize) as usize).min(h));
-                    for ow in 0..wo {
-                        let w0 = (ow * s) as isize - p;
-                        let (ws, we) = (w0.max(0) as usize, ((w0 + k as isize) as usize).min(w));
-                        let (mut best, mut bi) = (T::neg_infinity(), hs * w + ws);
-                        for ih in hs..he {
-                            for iw in ws..we {
-                                let v = xp[ih * w + iw];
-                                if v > best {
-                                    best = v;
-                                    bi = ih * w + iw;
-                                }
-                            }
-                        }
-                        yp[oh * wo + ow] = best;
-                        ap[oh * wo + ow] = bi as u32;
+            .par_chunks_mut(ho * wo * planes_per_task)
+            .zip(self.argmax.par_chunks_mut(ho * wo * planes_per_task))
+            .zip(x.data().par_chunks(h * w * planes_per_task))
+            .for_each(|((yc, ac), xc)| {
+                for ((yp, ap), xp) in yc.chunks_mut(ho * wo).zip(ac.chunks_mut(ho * wo)).zip(xc.chunks(h * w)) {
+                    if fast {
+                        pool2x2(xp, w, ho, wo, yp, ap);
+                    } else {
+                        pool_any(xp, h, w, ho, wo, k, s, p, yp, ap);
                     }
                 }
             });
@@ -88,11 +128,14 @@ impl<T: Float> Layer<T> for MaxPool2d {
 
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let (hw, ohw) = (x.shape()[2] * x.shape()[3], y.shape()[2] * y.shape()[3]);
+        let per = (4096 / hw.max(1)).max(1);
         let mut dx = Tensor::zeros(x.shape());
-        dx.data_mut().par_chunks_mut(hw).zip(self.argmax.par_chunks(ohw)).zip(dy.data().par_chunks(ohw)).for_each(
-            |((dxp, ap), dyp)| {
-                for (&i, &d) in ap.iter().zip(dyp) {
-                    dxp[i as usize] += d;
+        dx.data_mut().par_chunks_mut(hw * per).zip(self.argmax.par_chunks(ohw * per)).zip(dy.data().par_chunks(ohw * per)).for_each(
+            |((dxc, ac), dyc)| {
+                for ((dxp, ap), dyp) in dxc.chunks_mut(hw).zip(ac.chunks(ohw)).zip(dyc.chunks(ohw)) {
+                    for (&i, &d) in ap.iter().zip(dyp) {
+                        dxp[i as usize] += d;
+                    }
                 }
             },
         );

@@ -103,6 +103,10 @@ pub trait Layer<T: Float>: Send {
     fn macs(&self, _input: &[usize]) -> u64 {
         0
     }
+    /// Blocks made of other layers (sequence, residual, concat) say so; the profiler times leaves only.
+    fn is_container(&self) -> bool {
+        false
+    }
     /// Visits the layers inside a container, depth first, with qualified names; leaves visit nothing.
     fn visit_children(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {}
 }

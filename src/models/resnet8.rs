@@ -1,4 +1,4 @@
-//! `resnet8`: conv3x3(3->16)+BN+ReLU, three stages of one basic block (16, 32, 64 channels; strides 1, 2, 2;
+//! `resnet8`: conv3x3(3->16)+BN+ReLU (BN and ReLU fused in one layer, as in every block), three stages of one basic block (16, 32, 64 channels; strides 1, 2, 2;
 //! 1x1 conv + BN projection where the shape changes), global average pool, linear(64->classes).
 
 use super::BuildOptions;
@@ -6,7 +6,7 @@ use crate::init::{rng, Rng64};
 use crate::layers::batchnorm::BatchNormConfig;
 use crate::layers::conv::Conv2dConfig;
 use crate::layers::linear::LinearConfig;
-use crate::layers::{GlobalAvgPool, Relu};
+use crate::layers::GlobalAvgPool;
 use crate::net::{Residual, Sequential};
 use crate::tensor::Float;
 use crate::Result;
@@ -15,8 +15,7 @@ use crate::Result;
 pub fn basic_block<T: Float>(cin: usize, cout: usize, stride: usize, r: &mut Rng64) -> Result<Residual<T>> {
     let main = Sequential::new()
         .with("conv1", Conv2dConfig::new(cin, cout, 3).stride(stride).padding(1).bias(false).build(r)?)
-        .with("bn1", BatchNormConfig::new(cout).build())
-        .with("relu", Relu)
+        .with("bn1", BatchNormConfig::new(cout).relu().build())
         .with("conv2", Conv2dConfig::new(cout, cout, 3).padding(1).bias(false).build(r)?)
         .with("bn2", BatchNormConfig::new(cout).build());
     let shortcut = if cin != cout || stride != 1 {
@@ -35,8 +34,7 @@ pub fn build<T: Float>(o: &BuildOptions) -> Result<Sequential<T>> {
     let mut r = rng(o.seed);
     let mut net = Sequential::new();
     net.push("conv1", Conv2dConfig::new(3, 16, 3).padding(1).bias(false).build::<T>(&mut r)?);
-    net.push("bn1", BatchNormConfig::new(16).build::<T>());
-    net.push("relu", Relu);
+    net.push("bn1", BatchNormConfig::new(16).relu().build::<T>());
     let mut cin = 16;
     for (i, (cout, stride)) in [(16, 1), (32, 2), (64, 2)].into_iter().enumerate() {
         net.push(format!("stage{}", i + 1), Sequential::new().with("block1", basic_block::<T>(cin, cout, stride, &mut r)?));

@@ -100,6 +100,9 @@ impl<T: Float> Layer<T> for Concat<T> {
             b.freeze_noise(frozen);
         }
     }
+    fn is_container(&self) -> bool {
+        true
+    }
     fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
         for (n, b) in &mut self.branches {
             b.visit_children(&join(prefix, n), f);

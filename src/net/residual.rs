@@ -99,6 +99,9 @@ impl<T: Float> Layer<T> for Residual<T> {
             s.freeze_noise(frozen);
         }
     }
+    fn is_container(&self) -> bool {
+        true
+    }
     fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
         self.main.visit_children(prefix, f);
         if let Some(s) = &mut self.shortcut {
