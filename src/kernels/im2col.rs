@@ -43,8 +43,8 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
         let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             // Output rows whose input row lies inside the image: oh*s + i - p in [0, h).
-            let oh_lo = if i >= p { 0 } else { (p - i).div_ceil(s) }.min(ho);
-            let oh_hi = if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }.max(oh_lo);
+            let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
+            let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
             for j in 0..g.kw {
                 let row = &mut cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
@@ -54,6 +54,29 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
                 }
                 for v in &mut row[oh_hi * wo..] {
                     *v = zero;
+                }
+                if s == 1 && wo == g.w {
+                    // "Same" stride-1 conv: this tap's row is the plane shifted by a constant offset. Copy it in
+                    // one go, then zero the border columns that wrapped around from the neighbouring image row.
+                    let delta = (i as isize - p as isize) * g.w as isize + j as isize - p as isize;
+                    let (start, end) = ((oh_lo * wo) as isize, (oh_hi * wo) as isize);
+                    let lo_clip = (-(start + delta)).max(0);
+                    let hi_clip = (end + delta - plane.len() as isize).max(0);
+                    let (a, b) = (start + lo_clip, end - hi_clip);
+                    if a < b {
+                        let (a, b) = (a as usize, b as usize);
+                        row[a..b].copy_from_slice(&plane[(a as isize + delta) as usize..(b as isize + delta) as usize]);
+                    }
+                    for oh in oh_lo..oh_hi {
+                        let out = &mut row[oh * wo..(oh + 1) * wo];
+                        for v in &mut out[..lo] {
+                            *v = zero;
+                        }
+                        for v in &mut out[hi..] {
+                            *v = zero;
+                        }
+                    }
+                    continue;
                 }
                 for oh in oh_lo..oh_hi {
                     let out = &mut row[oh * wo..(oh + 1) * wo];
@@ -90,8 +113,8 @@ pub fn col2im<T: Float>(g: &Geometry, cols: &[T], img: &mut [T]) {
     for c in 0..g.c {
         let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
-            let oh_lo = if i >= p { 0 } else { (p - i).div_ceil(s) }.min(ho);
-            let oh_hi = if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }.max(oh_lo);
+            let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
+            let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
@@ -121,7 +144,7 @@ mod tests {
     /// im2col and col2im are adjoint: <im2col(x), y> == <x, col2im(y)> for all x, y.
     #[test]
     fn col2im_is_adjoint_of_im2col() {
-        for &(h, w, k, s, p) in &[(5, 6, 3, 1, 1), (7, 7, 3, 2, 1), (6, 5, 2, 2, 0), (9, 8, 5, 3, 2), (4, 4, 1, 1, 0), (11, 11, 11, 4, 0)] {
+        for &(h, w, k, s, p) in &[(5, 6, 3, 1, 1), (6, 4, 5, 1, 2), (1, 3, 3, 1, 1), (7, 7, 3, 2, 1), (6, 5, 2, 2, 0), (9, 8, 5, 3, 2), (4, 4, 1, 1, 0), (11, 11, 11, 4, 0)] {
             let g = Geometry { c: 2, h, w, kh: k, kw: k, stride: s, pad: p };
             let (ho, wo) = g.out_hw();
             let ncols = 2 * k * k * ho * wo;
