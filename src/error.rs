@@ -7,7 +7,11 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("unknown {kind} '{name}'; known: {known}")]
-    Unknown { kind: &'static str, name: String, known: String },
+    Unknown {
+        kind: &'static str,
+        name: String,
+        known: String,
+    },
     #[error("in layer '{layer}': {source}")]
     InLayer { layer: String, source: Box<Error> },
     #[error(transparent)]
@@ -18,8 +22,17 @@ impl Error {
     /// Wraps the error with the name of the layer it happened in (outermost name first when nested).
     pub fn in_layer(self, layer: &str) -> Error {
         match self {
-            Error::InLayer { layer: inner, source } => Error::InLayer { layer: format!("{layer}.{inner}"), source },
-            e => Error::InLayer { layer: layer.to_string(), source: Box::new(e) },
+            Error::InLayer {
+                layer: inner,
+                source,
+            } => Error::InLayer {
+                layer: format!("{layer}.{inner}"),
+                source,
+            },
+            e => Error::InLayer {
+                layer: layer.to_string(),
+                source: Box::new(e),
+            },
         }
     }
 }

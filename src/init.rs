@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Init {
     /// `N(0, std^2)`; the lecture's "small random numbers" uses std 0.01, which starves deep nets.
-    SmallRandom { std: f64 },
+    SmallRandom {
+        std: f64,
+    },
     /// Glorot & Bengio 2010: `std = sqrt(2 / (fan_in + fan_out))`.
     XavierNormal,
     /// `U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`.
@@ -20,7 +22,9 @@ pub enum Init {
     /// `U(-a, a)`, `a = sqrt(6 / fan_in)`.
     HeUniform,
     Zeros,
-    Constant { value: f64 },
+    Constant {
+        value: f64,
+    },
 }
 
 impl Default for Init {
@@ -34,7 +38,13 @@ impl Init {
         Init::SmallRandom { std: 0.01 }
     }
 
-    pub fn tensor<T: Float>(&self, shape: &[usize], fan_in: usize, fan_out: usize, rng: &mut impl Rng) -> Tensor<T> {
+    pub fn tensor<T: Float>(
+        &self,
+        shape: &[usize],
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut impl Rng,
+    ) -> Tensor<T> {
         let (fi, fo) = (fan_in.max(1) as f64, fan_out.max(1) as f64);
         let normal = |std: f64, rng: &mut dyn rand::RngCore| {
             let d = Normal::new(0.0, std).expect("std is finite and non-negative");
@@ -92,6 +102,11 @@ mod tests {
         assert!((std_of(&xu) / (a / 3f64.sqrt()) - 1.0).abs() < 0.02);
         let sr = Init::small_random().tensor::<f64>(&shape, fi, fo, &mut r);
         assert!((std_of(&sr) / 0.01 - 1.0).abs() < 0.02);
-        assert_eq!(Init::Constant { value: 1.0 }.tensor::<f64>(&[3], 1, 1, &mut r).data(), &[1.0; 3]);
+        assert_eq!(
+            Init::Constant { value: 1.0 }
+                .tensor::<f64>(&[3], 1, 1, &mut r)
+                .data(),
+            &[1.0; 3]
+        );
     }
 }

@@ -4,10 +4,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use convkit::check::gradcheck::{self, Options};
 use convkit::layers::{self, Layer, Mode};
-use convkit::{bench, models, Tensor};
+use convkit::{bench, models};
 
 #[derive(Parser)]
-#[command(name = "convkit", version, about = "Train convolutional networks the way cs231n lecture 7 teaches, fast on a CPU.")]
+#[command(
+    name = "convkit",
+    version,
+    about = "Train convolutional networks the way cs231n lecture 7 teaches, fast on a CPU."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -67,10 +71,34 @@ enum Cmd {
     Models,
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().cmd {
-        Cmd::Gradcheck { layer, model, batch, elements, eval, seed, json } => {
-            let opts = Options { max_elements: elements, seed, mode: if eval { Mode::Eval } else { Mode::Train }, ..Options::default() };
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line with its causes; no backtrace for a user's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Gradcheck {
+            layer,
+            model,
+            batch,
+            elements,
+            eval,
+            seed,
+            json,
+        } => {
+            let opts = Options {
+                max_elements: elements,
+                seed,
+                mode: if eval { Mode::Eval } else { Mode::Train },
+                ..Options::default()
+            };
             let (what, report) = match (layer, model) {
                 (Some(l), _) => {
                     let (mut layer, shape) = layer_by_name(&l, batch)?;
@@ -80,11 +108,20 @@ fn main() -> Result<()> {
                 (None, Some(m)) => {
                     let mut model = models::build::<f64>(&m, None, seed)?;
                     let x = gradcheck::random_input(&model.batch_shape(batch), seed);
-                    let labels: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % model.classes).collect();
-                    let rep = gradcheck::check_network(&mut model.net, &x, &labels, Default::default(), &opts);
+                    let labels: Vec<usize> =
+                        (0..batch).map(|i| (i * 7 + 3) % model.classes).collect();
+                    let rep = gradcheck::check_network(
+                        &mut model.net,
+                        &x,
+                        &labels,
+                        Default::default(),
+                        &opts,
+                    );
                     (m, rep)
                 }
-                (None, None) => bail!("say what to check: --layer NAME or --model NAME (see `convkit models`)"),
+                (None, None) => {
+                    bail!("say what to check: --layer NAME or --model NAME (see `convkit models`)")
+                }
             };
             if json {
                 let v = serde_json::json!({
@@ -94,15 +131,38 @@ fn main() -> Result<()> {
                 });
                 println!("{v}");
             } else {
-                println!("gradcheck {what} ({} mode, h = {:e})\n{report}", if eval { "eval" } else { "train" }, opts.h);
+                println!(
+                    "gradcheck {what} ({} mode, h = {:e})\n{report}",
+                    if eval { "eval" } else { "train" },
+                    opts.h
+                );
             }
         }
-        Cmd::Bench { net, batch, threads, steps, runs, json, profile } => {
+        Cmd::Bench {
+            net,
+            batch,
+            threads,
+            steps,
+            runs,
+            json,
+            profile,
+        } => {
             convkit::net::sequential::set_profiling(profile);
-            let nets: Vec<String> = if net == "all" { vec!["small".into(), "resnet8".into()] } else { vec![net] };
+            let nets: Vec<String> = if net == "all" {
+                vec!["small".into(), "resnet8".into()]
+            } else {
+                vec![net]
+            };
             let mut results = Vec::new();
             for n in nets {
-                let o = bench::BenchOptions { net: n, batch, threads, steps, runs, ..Default::default() };
+                let o = bench::BenchOptions {
+                    net: n,
+                    batch,
+                    threads,
+                    steps,
+                    runs,
+                    ..Default::default()
+                };
                 let r = bench::run(&o).with_context(|| format!("benchmarking {}", o.net))?;
                 if !json {
                     println!(
@@ -113,9 +173,18 @@ fn main() -> Result<()> {
                 if profile {
                     let prof = convkit::net::sequential::take_profile();
                     let total: f64 = prof.iter().map(|p| p.1 + p.2).sum();
-                    println!("  {:<44} {:>9} {:>9} {:>6}", "layer (all calls)", "fwd ms", "bwd ms", "share");
+                    println!(
+                        "  {:<44} {:>9} {:>9} {:>6}",
+                        "layer (all calls)", "fwd ms", "bwd ms", "share"
+                    );
                     for (name, f, b, _) in prof.iter().take(16) {
-                        println!("  {:<44} {:>9.1} {:>9.1} {:>5.1}%", name, f * 1e3, b * 1e3, 100.0 * (f + b) / total);
+                        println!(
+                            "  {:<44} {:>9.1} {:>9.1} {:>5.1}%",
+                            name,
+                            f * 1e3,
+                            b * 1e3,
+                            100.0 * (f + b) / total
+                        );
                     }
                 }
                 results.push(r);
@@ -126,7 +195,10 @@ fn main() -> Result<()> {
         }
         Cmd::Models => {
             for m in models::list() {
-                println!("{:<10} {:>2}x{}x{} {:>5} classes  {}", m.name, m.input[0], m.input[1], m.input[2], m.classes, m.description);
+                println!(
+                    "{:<10} {:>2}x{}x{} {:>5} classes  {}",
+                    m.name, m.input[0], m.input[1], m.input[2], m.classes, m.description
+                );
             }
         }
     }
@@ -141,9 +213,28 @@ fn layer_by_name(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<u
     let mut r = convkit::init::rng(0);
     let img = vec![batch, 4, 7, 7];
     Ok(match name {
-        "conv" => (Box::new(Conv2dConfig::new(4, 6, 3).stride(2).padding(1).build(&mut r)?), img),
-        "depthwise" => (Box::new(Conv2dConfig::new(4, 4, 3).padding(1).groups(4).build(&mut r)?), img),
-        "linear" => (Box::new(LinearConfig::new(10, 5).build(&mut r)?), vec![batch, 10]),
+        "conv" => (
+            Box::new(
+                Conv2dConfig::new(4, 6, 3)
+                    .stride(2)
+                    .padding(1)
+                    .build(&mut r)?,
+            ),
+            img,
+        ),
+        "depthwise" => (
+            Box::new(
+                Conv2dConfig::new(4, 4, 3)
+                    .padding(1)
+                    .groups(4)
+                    .build(&mut r)?,
+            ),
+            img,
+        ),
+        "linear" => (
+            Box::new(LinearConfig::new(10, 5).build(&mut r)?),
+            vec![batch, 10],
+        ),
         "maxpool" => (Box::new(layers::MaxPool2d::new(3, 2).padding(1)), img),
         "avgpool" => (Box::new(layers::AvgPool2d::new(2, 2)), img),
         "global-avgpool" => (Box::new(layers::GlobalAvgPool), img),
@@ -154,13 +245,16 @@ fn layer_by_name(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<u
         "sigmoid" => (Box::new(layers::Sigmoid), img),
         "tanh" => (Box::new(layers::Tanh), img),
         "maxout" => (Box::new(layers::Maxout::new(2)), img),
-        "batchnorm1d" => (Box::new(BatchNormConfig::new(10).build::<f64>()), vec![batch.max(2), 10]),
+        "batchnorm1d" => (
+            Box::new(BatchNormConfig::new(10).build::<f64>()),
+            vec![batch.max(2), 10],
+        ),
         "batchnorm2d" => (Box::new(BatchNormConfig::new(4).build::<f64>()), img),
         "dropout" => (Box::new(layers::Dropout::<f64>::new(0.5, 0)?), img),
-        "lrn" => (Box::new(layers::LocalResponseNorm::<f64>::new(3, 0.5, 0.75, 1.0)), img),
+        "lrn" => (
+            Box::new(layers::LocalResponseNorm::<f64>::new(3, 0.5, 0.75, 1.0)),
+            img,
+        ),
         other => bail!("unknown layer '{other}'; see `convkit gradcheck --help` for the list"),
     })
 }
-
-#[allow(dead_code)]
-fn _uses(_: Tensor) {}

@@ -18,7 +18,10 @@ pub struct Geometry {
 
 impl Geometry {
     pub fn out_hw(&self) -> (usize, usize) {
-        ((self.h + 2 * self.pad - self.kh) / self.stride + 1, (self.w + 2 * self.pad - self.kw) / self.stride + 1)
+        (
+            (self.h + 2 * self.pad - self.kh) / self.stride + 1,
+            (self.w + 2 * self.pad - self.kw) / self.stride + 1,
+        )
     }
     /// A 1x1, stride-1, unpadded conv needs no lowering: the image already is the column matrix.
     pub fn is_pointwise(&self) -> bool {
@@ -29,7 +32,11 @@ impl Geometry {
         let (s, p) = (self.stride, self.pad);
         // ow*s + j >= p  and  ow*s + j < w + p
         let lo = if j >= p { 0 } else { (p - j).div_ceil(s) };
-        let hi = if self.w + p > j { ((self.w + p - j).div_ceil(s)).min(wo) } else { 0 };
+        let hi = if self.w + p > j {
+            ((self.w + p - j).div_ceil(s)).min(wo)
+        } else {
+            0
+        };
         (lo.min(hi), hi)
     }
 }
@@ -44,7 +51,12 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
         for i in 0..g.kh {
             // Output rows whose input row lies inside the image: oh*s + i - p in [0, h).
             let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
-            let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
+            let oh_hi = (if g.h + p > i {
+                (g.h + p - i).div_ceil(s).min(ho)
+            } else {
+                0
+            })
+            .max(oh_lo);
             for j in 0..g.kw {
                 let row = &mut cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
@@ -65,7 +77,9 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
                     let (a, b) = (start + lo_clip, end - hi_clip);
                     if a < b {
                         let (a, b) = (a as usize, b as usize);
-                        row[a..b].copy_from_slice(&plane[(a as isize + delta) as usize..(b as isize + delta) as usize]);
+                        row[a..b].copy_from_slice(
+                            &plane[(a as isize + delta) as usize..(b as isize + delta) as usize],
+                        );
                     }
                     for oh in oh_lo..oh_hi {
                         let out = &mut row[oh * wo..(oh + 1) * wo];
@@ -114,7 +128,12 @@ pub fn col2im<T: Float>(g: &Geometry, cols: &[T], img: &mut [T]) {
         let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
-            let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
+            let oh_hi = (if g.h + p > i {
+                (g.h + p - i).div_ceil(s).min(ho)
+            } else {
+                0
+            })
+            .max(oh_lo);
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
@@ -144,11 +163,30 @@ mod tests {
     /// im2col and col2im are adjoint: <im2col(x), y> == <x, col2im(y)> for all x, y.
     #[test]
     fn col2im_is_adjoint_of_im2col() {
-        for &(h, w, k, s, p) in &[(5, 6, 3, 1, 1), (6, 4, 5, 1, 2), (1, 3, 3, 1, 1), (7, 7, 3, 2, 1), (6, 5, 2, 2, 0), (9, 8, 5, 3, 2), (4, 4, 1, 1, 0), (11, 11, 11, 4, 0)] {
-            let g = Geometry { c: 2, h, w, kh: k, kw: k, stride: s, pad: p };
+        for &(h, w, k, s, p) in &[
+            (5, 6, 3, 1, 1),
+            (6, 4, 5, 1, 2),
+            (1, 3, 3, 1, 1),
+            (7, 7, 3, 2, 1),
+            (6, 5, 2, 2, 0),
+            (9, 8, 5, 3, 2),
+            (4, 4, 1, 1, 0),
+            (11, 11, 11, 4, 0),
+        ] {
+            let g = Geometry {
+                c: 2,
+                h,
+                w,
+                kh: k,
+                kw: k,
+                stride: s,
+                pad: p,
+            };
             let (ho, wo) = g.out_hw();
             let ncols = 2 * k * k * ho * wo;
-            let x: Vec<f64> = (0..2 * h * w).map(|i| ((i * 7 % 13) as f64) - 6.0).collect();
+            let x: Vec<f64> = (0..2 * h * w)
+                .map(|i| ((i * 7 % 13) as f64) - 6.0)
+                .collect();
             let y: Vec<f64> = (0..ncols).map(|i| ((i * 5 % 11) as f64) - 5.0).collect();
             let mut cols = vec![0.0; ncols];
             im2col(&g, &x, &mut cols);
@@ -160,7 +198,11 @@ mod tests {
             // And one entry by hand: the centre tap of output (0,0) is input (0*s - p + k/2).
             let (ih, iw) = ((k / 2) as isize - p as isize, (k / 2) as isize - p as isize);
             let row = (k / 2) * k + k / 2;
-            let want = if ih >= 0 && iw >= 0 { x[ih as usize * w + iw as usize] } else { 0.0 };
+            let want = if ih >= 0 && iw >= 0 {
+                x[ih as usize * w + iw as usize]
+            } else {
+                0.0
+            };
             assert_eq!(cols[row * ho * wo], want);
         }
     }

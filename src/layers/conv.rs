@@ -36,7 +36,17 @@ pub struct Conv2dConfig {
 
 impl Conv2dConfig {
     pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
-        Conv2dConfig { in_channels, out_channels, kernel, stride: 1, padding: 0, groups: 1, bias: true, init: Init::HeNormal, relu: false }
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+            bias: true,
+            init: Init::HeNormal,
+            relu: false,
+        }
     }
     /// Fuses the ReLU that follows this conv.
     pub fn relu(mut self) -> Self {
@@ -67,7 +77,9 @@ impl Conv2dConfig {
     pub fn build<T: Float>(&self, rng: &mut impl rand::Rng) -> Result<Conv2d<T>> {
         let c = self;
         if c.kernel == 0 || c.stride == 0 || c.groups == 0 {
-            return Err(Error::Config(format!("conv: kernel, stride and groups must be positive, got {c:?}")));
+            return Err(Error::Config(format!(
+                "conv: kernel, stride and groups must be positive, got {c:?}"
+            )));
         }
         if c.in_channels % c.groups != 0 || c.out_channels % c.groups != 0 {
             return Err(Error::Config(format!(
@@ -78,9 +90,20 @@ impl Conv2dConfig {
         let cin_g = c.in_channels / c.groups;
         let area = c.kernel * c.kernel;
         let shape = [c.out_channels, cin_g, c.kernel, c.kernel];
-        let weight = Param::new(c.init.tensor(&shape, cin_g * area, c.out_channels / c.groups * area, rng), ParamKind::Weight);
-        let bias = c.bias.then(|| Param::new(Tensor::zeros(&[c.out_channels]), ParamKind::Bias));
-        Ok(Conv2d { cfg: c.clone(), weight, bias, skip_dx: false })
+        let weight = Param::new(
+            c.init
+                .tensor(&shape, cin_g * area, c.out_channels / c.groups * area, rng),
+            ParamKind::Weight,
+        );
+        let bias = c
+            .bias
+            .then(|| Param::new(Tensor::zeros(&[c.out_channels]), ParamKind::Bias));
+        Ok(Conv2d {
+            cfg: c.clone(),
+            weight,
+            bias,
+            skip_dx: false,
+        })
     }
 }
 
@@ -100,7 +123,15 @@ fn batch_chunk(b: usize) -> usize {
 impl<T: Float> Conv2d<T> {
     fn geometry(&self, x: &[usize]) -> Geometry {
         let c = &self.cfg;
-        Geometry { c: c.in_channels / c.groups, h: x[2], w: x[3], kh: c.kernel, kw: c.kernel, stride: c.stride, pad: c.padding }
+        Geometry {
+            c: c.in_channels / c.groups,
+            h: x[2],
+            w: x[3],
+            kh: c.kernel,
+            kw: c.kernel,
+            stride: c.stride,
+            pad: c.padding,
+        }
     }
 }
 
@@ -115,24 +146,40 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             format!(", groups {}", c.groups)
         };
         let r = if c.relu { "+relu" } else { "" };
-        format!("conv{k}x{k}({}->{}, s{}, p{}{g}){r}", c.in_channels, c.out_channels, c.stride, c.padding, k = c.kernel)
+        format!(
+            "conv{k}x{k}({}->{}, s{}, p{}{g}){r}",
+            c.in_channels,
+            c.out_channels,
+            c.stride,
+            c.padding,
+            k = c.kernel
+        )
     }
 
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
         expect_rank("conv", x, 4)?;
         let c = &self.cfg;
         if x[1] != c.in_channels {
-            return Err(Error::Shape(format!("{} expects {} input channels, got shape {x:?}", self.describe(), c.in_channels)));
+            return Err(Error::Shape(format!(
+                "{} expects {} input channels, got shape {x:?}",
+                self.describe(),
+                c.in_channels
+            )));
         }
         if x[2] + 2 * c.padding < c.kernel || x[3] + 2 * c.padding < c.kernel {
-            return Err(Error::Shape(format!("{}: input {x:?} is smaller than the kernel", self.describe())));
+            return Err(Error::Shape(format!(
+                "{}: input {x:?} is smaller than the kernel",
+                self.describe()
+            )));
         }
         let (ho, wo) = self.geometry(x).out_hw();
         Ok(vec![x[0], c.out_channels, ho, wo])
     }
 
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
-        let oshape = self.output_shape(x.shape()).expect("conv input shape (checked when the network was built)");
+        let oshape = self
+            .output_shape(x.shape())
+            .expect("conv input shape (checked when the network was built)");
         let g = self.geometry(x.shape());
         let (b, groups) = (x.batch(), self.cfg.groups);
         let cout_g = self.cfg.out_channels / groups;
@@ -144,34 +191,47 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let bias = self.bias.as_ref().map(|p| p.value.data());
         let relu = self.cfg.relu;
         let mut y = Tensor::uninit(&oshape);
-        y.data_mut().par_chunks_mut(chunk * per_out).zip(x.data().par_chunks(chunk * per_in)).for_each(|(yc, xc)| {
-            let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(kdim * n) };
-            for (yi, xi) in yc.chunks_mut(per_out).zip(xc.chunks(per_in)) {
-                for grp in 0..groups {
-                    let xg = &xi[grp * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                    let src: &[T] = if g.is_pointwise() {
-                        xg
-                    } else {
-                        im2col(&g, xg, &mut cols);
-                        &cols
-                    };
-                    let yg = &mut yi[grp * cout_g * n..][..cout_g * n];
-                    if let Some(bias) = bias {
-                        for (row, &bv) in yg.chunks_mut(n).zip(&bias[grp * cout_g..]) {
-                            row.fill(bv);
+        y.data_mut()
+            .par_chunks_mut(chunk * per_out)
+            .zip(x.data().par_chunks(chunk * per_in))
+            .for_each(|(yc, xc)| {
+                let mut cols = if g.is_pointwise() {
+                    Vec::new()
+                } else {
+                    T::pool().take(kdim * n)
+                };
+                for (yi, xi) in yc.chunks_mut(per_out).zip(xc.chunks(per_in)) {
+                    for grp in 0..groups {
+                        let xg = &xi[grp * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                        let src: &[T] = if g.is_pointwise() {
+                            xg
+                        } else {
+                            im2col(&g, xg, &mut cols);
+                            &cols
+                        };
+                        let yg = &mut yi[grp * cout_g * n..][..cout_g * n];
+                        if let Some(bias) = bias {
+                            for (row, &bv) in yg.chunks_mut(n).zip(&bias[grp * cout_g..]) {
+                                row.fill(bv);
+                            }
+                        }
+                        let wg = &w[grp * cout_g * kdim..][..cout_g * kdim];
+                        matmul(
+                            Mat::new(wg, cout_g, kdim),
+                            Mat::new(src, kdim, n),
+                            yg,
+                            bias.is_some(),
+                            1,
+                        );
+                    }
+                    if relu {
+                        for v in yi.iter_mut() {
+                            *v = v.max(T::zero());
                         }
                     }
-                    let wg = &w[grp * cout_g * kdim..][..cout_g * kdim];
-                    matmul(Mat::new(wg, cout_g, kdim), Mat::new(src, kdim, n), yg, bias.is_some(), 1);
                 }
-                if relu {
-                    for v in yi.iter_mut() {
-                        *v = v.max(T::zero());
-                    }
-                }
-            }
-            T::pool().give(cols);
-        });
+                T::pool().give(cols);
+            });
         y
     }
 
@@ -185,10 +245,17 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let (per_in, per_out) = (x.len() / b.max(1), cout * n);
         let chunk = batch_chunk(b);
         let w = self.weight.value.data();
-        let (want_dw, want_db) = (!self.weight.frozen, self.bias.as_ref().is_some_and(|p| !p.frozen));
+        let (want_dw, want_db) = (
+            !self.weight.frozen,
+            self.bias.as_ref().is_some_and(|p| !p.frozen),
+        );
         let skip_dx = self.skip_dx;
         let relu = self.cfg.relu;
-        let mut dx = if skip_dx { Tensor::zeros(x.shape()) } else { Tensor::uninit(x.shape()) };
+        let mut dx = if skip_dx {
+            Tensor::zeros(x.shape())
+        } else {
+            Tensor::uninit(x.shape())
+        };
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
             .data_mut()
@@ -197,11 +264,28 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             .zip(dy.data().par_chunks(chunk * per_out))
             .zip(y.data().par_chunks(chunk * per_out))
             .map(|(((dxc, xc), dyc), yc)| {
-                let mut dw = if want_dw { T::pool().take_zeroed(w.len()) } else { Vec::new() };
+                let mut dw = if want_dw {
+                    T::pool().take_zeroed(w.len())
+                } else {
+                    Vec::new()
+                };
                 let mut db = vec![T::zero(); if want_db { cout } else { 0 }];
-                let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(kdim * n) };
-                let mut gated = if relu { T::pool().take(per_out) } else { Vec::new() };
-                for (((dxi, xi), dyi), yi) in dxc.chunks_mut(per_in).zip(xc.chunks(per_in)).zip(dyc.chunks(per_out)).zip(yc.chunks(per_out)) {
+                let mut cols = if g.is_pointwise() {
+                    Vec::new()
+                } else {
+                    T::pool().take(kdim * n)
+                };
+                let mut gated = if relu {
+                    T::pool().take(per_out)
+                } else {
+                    Vec::new()
+                };
+                for (((dxi, xi), dyi), yi) in dxc
+                    .chunks_mut(per_in)
+                    .zip(xc.chunks(per_in))
+                    .zip(dyc.chunks(per_out))
+                    .zip(yc.chunks(per_out))
+                {
                     // The fused ReLU passes the gradient only where it let the value through.
                     let dyi: &[T] = if relu {
                         for ((o, &d), &v) in gated.iter_mut().zip(dyi).zip(yi) {
@@ -230,11 +314,21 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                             // dW_g += dY_g . cols^T, accumulated transposed ([kdim x cout_g], column-major view)
                             // so that the GEMM reads the big column matrix in place instead of repacking it.
                             let dwg = &mut dw[grp * cout_g * kdim..][..cout_g * kdim];
-                            matmul_strided(Mat::new(dyg, cout_g, n), Mat::new(src, kdim, n).t(), dwg, 1, cout_g as isize, true, 1);
+                            matmul_strided(
+                                Mat::new(dyg, cout_g, n),
+                                Mat::new(src, kdim, n).t(),
+                                dwg,
+                                1,
+                                cout_g as isize,
+                                true,
+                                1,
+                            );
                         }
                         if !skip_dx {
                             // dcols = W_g^T . dY_g, then fold the columns back onto the image.
-                            let wg = Mat::new(&w[grp * cout_g * kdim..][..cout_g * kdim], cout_g, kdim).t();
+                            let wg =
+                                Mat::new(&w[grp * cout_g * kdim..][..cout_g * kdim], cout_g, kdim)
+                                    .t();
                             let dxg = &mut dxi[grp * in_len..][..in_len];
                             if g.is_pointwise() {
                                 matmul(wg, Mat::new(dyg, cout_g, n), dxg, false, 1);
@@ -286,7 +380,8 @@ impl<T: Float> Layer<T> for Conv2d<T> {
 
     fn macs(&self, x: &[usize]) -> u64 {
         let o = self.output_shape(x).unwrap_or_default();
-        let per_out = (self.cfg.in_channels / self.cfg.groups * self.cfg.kernel * self.cfg.kernel) as u64;
+        let per_out =
+            (self.cfg.in_channels / self.cfg.groups * self.cfg.kernel * self.cfg.kernel) as u64;
         o.iter().product::<usize>() as u64 * per_out
     }
 }
@@ -318,8 +413,13 @@ mod tests {
                                     let ih = (oh * c.stride + i) as isize - c.padding as isize;
                                     let iw = (ow * c.stride + j) as isize - c.padding as isize;
                                     if ih >= 0 && iw >= 0 && ih < h && iw < w {
-                                        let xi = ((b * c.in_channels + grp * cin_g + ci) as isize * h + ih) * w + iw;
-                                        acc += x.data()[xi as usize] * wt[((co * cin_g + ci) * c.kernel + i) * c.kernel + j];
+                                        let xi = ((b * c.in_channels + grp * cin_g + ci) as isize
+                                            * h
+                                            + ih)
+                                            * w
+                                            + iw;
+                                        acc += x.data()[xi as usize]
+                                            * wt[((co * cin_g + ci) * c.kernel + i) * c.kernel + j];
                                     }
                                 }
                             }
@@ -355,13 +455,20 @@ mod tests {
             if let Some(b) = &mut conv.bias {
                 b.value = Tensor::from_fn(&[cfg.out_channels], |i| i as f64 * 0.1 - 0.2);
             }
-            let x = Tensor::from_fn(&[3, cfg.in_channels, 7, 6], |i| ((i * 37 % 101) as f64 / 50.0) - 1.0);
+            let x = Tensor::from_fn(&[3, cfg.in_channels, 7, 6], |i| {
+                ((i * 37 % 101) as f64 / 50.0) - 1.0
+            });
             let y = conv.forward(&x, Mode::Train);
             let mut want = reference(&x, &conv);
             if cfg.relu {
                 want.iter_mut().for_each(|v| *v = v.max(0.0));
             }
-            let err = y.data().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let err = y
+                .data()
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(err < 1e-12, "{cfg:?}: max error {err}");
         }
     }

@@ -14,7 +14,10 @@ pub struct Maxout {
 
 impl Maxout {
     pub fn new(pieces: usize) -> Self {
-        Maxout { pieces, argmax: Vec::new() }
+        Maxout {
+            pieces,
+            argmax: Vec::new(),
+        }
     }
 }
 
@@ -24,7 +27,10 @@ impl<T: Float> Layer<T> for Maxout {
     }
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
         if x.len() < 2 || self.pieces == 0 || x[1] % self.pieces != 0 {
-            return Err(Error::Shape(format!("maxout with {} pieces needs channels divisible by it, got {x:?}", self.pieces)));
+            return Err(Error::Shape(format!(
+                "maxout with {} pieces needs channels divisible by it, got {x:?}",
+                self.pieces
+            )));
         }
         let mut s = x.to_vec();
         s[1] /= self.pieces;

@@ -65,11 +65,20 @@ pub fn build<T: Float>(name: &str, classes: Option<usize>, seed: u64) -> Result<
     let reg = registry::<T>();
     let Some((info, builder)) = reg.into_iter().find(|(i, _)| i.name == name) else {
         let known = list().iter().map(|i| i.name).collect::<Vec<_>>().join(", ");
-        return Err(Error::Unknown { kind: "model", name: name.to_string(), known });
+        return Err(Error::Unknown {
+            kind: "model",
+            name: name.to_string(),
+            known,
+        });
     };
     let classes = classes.unwrap_or(info.classes);
     let net = builder(&BuildOptions { classes, seed })?;
-    let model = Model { name: name.to_string(), input: info.input, classes, net };
+    let model = Model {
+        name: name.to_string(),
+        input: info.input,
+        classes,
+        net,
+    };
     model.net.output_shape(&model.batch_shape(1))?;
     Ok(model)
 }
@@ -82,7 +91,12 @@ impl<T: Float> Model<T> {
         self.net.forward(x, mode)
     }
     /// Backpropagates `dscores` through the network, accumulating parameter gradients.
-    pub fn backward(&mut self, x: &Tensor<T>, scores: &Tensor<T>, dscores: &Tensor<T>) -> Tensor<T> {
+    pub fn backward(
+        &mut self,
+        x: &Tensor<T>,
+        scores: &Tensor<T>,
+        dscores: &Tensor<T>,
+    ) -> Tensor<T> {
         self.net.backward(x, scores, dscores)
     }
     pub fn visit_params(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
@@ -95,6 +109,10 @@ impl<T: Float> Model<T> {
         let mut n = 0;
         self.visit_params(&mut |_, p| n += p.value.len());
         n
+    }
+    /// A training-mode forward whose only purpose is to update batch-norm running statistics.
+    pub fn net_forward_for_stats(&mut self, x: &Tensor<T>) {
+        self.net.forward(x, Mode::Train);
     }
     /// Training never needs the gradient of the images themselves: skip the first layer's input gradient.
     pub fn for_training(mut self) -> Self {
