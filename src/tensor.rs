@@ -217,11 +217,14 @@ impl<T: Float> Tensor<T> {
     pub fn add_assign(&mut self, other: &Tensor<T>) {
         use rayon::prelude::*;
         assert_eq!(self.shape, other.shape);
-        self.data.par_chunks_mut(1 << 15).zip(other.data.par_chunks(1 << 15)).for_each(|(a, b)| {
-            for (a, &b) in a.iter_mut().zip(b) {
-                *a += b;
-            }
-        });
+        self.data
+            .par_chunks_mut(1 << 15)
+            .zip(other.data.par_chunks(1 << 15))
+            .for_each(|(a, b)| {
+                for (a, &b) in a.iter_mut().zip(b) {
+                    *a += b;
+                }
+            });
     }
 
     pub fn sum(&self) -> T {

@@ -181,14 +181,19 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                 let (mut sd, mut sdx) = (T::zero(), T::zero());
                 for i in 0..b {
                     let off = (i * c + ch) * s;
-                    for ((&d, &v), &yv) in dy.data()[off..off + s]
-                        .iter()
-                        .zip(&x.data()[off..off + s])
-                        .zip(&y.data()[off..off + s])
-                    {
-                        let d = gate(d, yv);
-                        sd += d;
-                        sdx += d * (v - mean[ch]) * invstd[ch];
+                    let (dyp, xp) = (&dy.data()[off..off + s], &x.data()[off..off + s]);
+                    if relu {
+                        for ((&d, &v), &yv) in dyp.iter().zip(xp).zip(&y.data()[off..off + s]) {
+                            let d = gate(d, yv);
+                            sd += d;
+                            sdx += d * (v - mean[ch]) * invstd[ch];
+                        }
+                    } else {
+                        // Without the fused ReLU, y is not needed: one stream less to read.
+                        for (&d, &v) in dyp.iter().zip(xp) {
+                            sd += d;
+                            sdx += d * (v - mean[ch]) * invstd[ch];
+                        }
                     }
                 }
                 (sd, sdx)
@@ -220,8 +225,14 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                     // dx = gamma*invstd/N * (N dy - sum(dy) - xhat * sum(dy xhat))
                     let (sd, sdx) = sums[ch];
                     let (mu, is) = (mean[ch], invstd[ch]);
-                    for (((o, &v), &d), &yv) in dxp.iter_mut().zip(xp).zip(dyp).zip(yp) {
-                        *o = k * (gate(d, yv) - (sd + (v - mu) * is * sdx) / n);
+                    if relu {
+                        for (((o, &v), &d), &yv) in dxp.iter_mut().zip(xp).zip(dyp).zip(yp) {
+                            *o = k * (gate(d, yv) - (sd + (v - mu) * is * sdx) / n);
+                        }
+                    } else {
+                        for ((o, &v), &d) in dxp.iter_mut().zip(xp).zip(dyp) {
+                            *o = k * (d - (sd + (v - mu) * is * sdx) / n);
+                        }
                     }
                 } else {
                     for ((o, &d), &yv) in dxp.iter_mut().zip(dyp).zip(yp) {
