@@ -23,6 +23,12 @@ impl Geometry {
             (self.w + 2 * self.pad - self.kw) / self.stride + 1,
         )
     }
+    /// Elements the column buffer needs: the `[C*kh*kw, Ho*Wo]` matrix, plus one input plane of scratch for
+    /// strided convs (the stride phases, see `split_phases`).
+    pub fn buffer_len(&self) -> usize {
+        let (ho, wo) = self.out_hw();
+        self.c * self.kh * self.kw * ho * wo + if self.stride > 1 { self.h * self.w } else { 0 }
+    }
     /// A 1x1, stride-1, unpadded conv needs no lowering: the image already is the column matrix.
     pub fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
@@ -42,6 +48,9 @@ impl Geometry {
 }
 
 pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
+    if g.stride > 1 {
+        return im2col_strided(g, img, cols);
+    }
     let (ho, wo) = g.out_hw();
     let n = ho * wo;
     let (s, p) = (g.stride, g.pad);
@@ -119,7 +128,11 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
 }
 
 /// The adjoint of `im2col`: adds every column entry back onto the pixel it came from. `img` is overwritten.
-pub fn col2im<T: Float>(g: &Geometry, cols: &[T], img: &mut [T]) {
+/// `cols` must hold `g.buffer_len()` elements; past the matrix it is scratch.
+pub fn col2im<T: Float>(g: &Geometry, cols: &mut [T], img: &mut [T]) {
+    if g.stride > 1 {
+        return col2im_strided(g, cols, img);
+    }
     let (ho, wo) = g.out_hw();
     let n = ho * wo;
     let (s, p) = (g.stride, g.pad);
@@ -156,6 +169,138 @@ pub fn col2im<T: Float>(g: &Geometry, cols: &[T], img: &mut [T]) {
     }
 }
 
+// Strided convolutions: each input plane is first split into its `s x s` stride phases
+// (`P[ph][pw][a][b] = x[a*s + ph][b*s + pw]`). Tap `(i, j)` then reads phase `((i-p) mod s, (j-p) mod s)` at a
+// constant offset, so the copies are contiguous rows instead of a scalar gather per element.
+
+fn phase_len(len: usize, s: usize, ph: usize) -> usize {
+    if len > ph {
+        (len - ph).div_ceil(s)
+    } else {
+        0
+    }
+}
+
+/// Start of phase `(ph, pw)` in the split plane, and its `(rows, cols)`.
+fn phase_at(g: &Geometry, ph: usize, pw: usize) -> (usize, usize, usize) {
+    let s = g.stride;
+    let rows_before: usize = (0..ph).map(|q| phase_len(g.h, s, q)).sum();
+    let cols_before: usize = (0..pw).map(|q| phase_len(g.w, s, q)).sum();
+    let (hp, wp) = (phase_len(g.h, s, ph), phase_len(g.w, s, pw));
+    (rows_before * g.w + hp * cols_before, hp, wp)
+}
+
+/// For tap offset `i - p`: which phase, and the shift within it.
+fn tap_phase(i: usize, p: usize, s: usize) -> (usize, isize) {
+    let d = i as isize - p as isize;
+    (d.rem_euclid(s as isize) as usize, d.div_euclid(s as isize))
+}
+
+fn split_phases<T: Float>(g: &Geometry, plane: &[T], out: &mut [T]) {
+    let s = g.stride;
+    for ph in 0..s {
+        for pw in 0..s {
+            let (off, hp, wp) = phase_at(g, ph, pw);
+            for a in 0..hp {
+                let src = &plane[(a * s + ph) * g.w..][..g.w];
+                for (b, o) in out[off + a * wp..][..wp].iter_mut().enumerate() {
+                    *o = src[b * s + pw];
+                }
+            }
+        }
+    }
+}
+
+fn merge_phases<T: Float>(g: &Geometry, split: &[T], plane: &mut [T]) {
+    let s = g.stride;
+    for ph in 0..s {
+        for pw in 0..s {
+            let (off, hp, wp) = phase_at(g, ph, pw);
+            for a in 0..hp {
+                let dst = &mut plane[(a * s + ph) * g.w..][..g.w];
+                for (b, &v) in split[off + a * wp..][..wp].iter().enumerate() {
+                    dst[b * s + pw] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Output columns `[lo, hi)` of a row whose phase row has `wp` entries, read at shift `db`.
+fn shifted_range(wo: usize, wp: usize, db: isize) -> (usize, usize) {
+    let lo = (-db).max(0) as usize;
+    let hi = (wp as isize - db).clamp(0, wo as isize) as usize;
+    (lo.min(hi), hi)
+}
+
+fn im2col_strided<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
+    let (ho, wo) = g.out_hw();
+    let n = ho * wo;
+    let (main, scratch) = cols.split_at_mut(g.c * g.kh * g.kw * n);
+    let zero = T::zero();
+    for c in 0..g.c {
+        split_phases(g, &img[c * g.h * g.w..(c + 1) * g.h * g.w], scratch);
+        for i in 0..g.kh {
+            let (ph, da) = tap_phase(i, g.pad, g.stride);
+            for j in 0..g.kw {
+                let (pw, db) = tap_phase(j, g.pad, g.stride);
+                let (off, hp, wp) = phase_at(g, ph, pw);
+                let (lo, hi) = shifted_range(wo, wp, db);
+                let row = &mut main[((c * g.kh + i) * g.kw + j) * n..][..n];
+                for oh in 0..ho {
+                    let out = &mut row[oh * wo..(oh + 1) * wo];
+                    let a = oh as isize + da;
+                    if a < 0 || a >= hp as isize || lo == hi {
+                        out.iter_mut().for_each(|v| *v = zero);
+                        continue;
+                    }
+                    let src = &scratch[off + a as usize * wp..][..wp];
+                    out[..lo].iter_mut().for_each(|v| *v = zero);
+                    out[hi..].iter_mut().for_each(|v| *v = zero);
+                    let start = (lo as isize + db) as usize;
+                    for (o, &x) in out[lo..hi].iter_mut().zip(&src[start..]) {
+                        *o = x;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn col2im_strided<T: Float>(g: &Geometry, cols: &mut [T], img: &mut [T]) {
+    let (ho, wo) = g.out_hw();
+    let n = ho * wo;
+    let (main, scratch) = cols.split_at_mut(g.c * g.kh * g.kw * n);
+    let scratch = &mut scratch[..g.h * g.w];
+    for c in 0..g.c {
+        scratch.fill(T::zero());
+        for i in 0..g.kh {
+            let (ph, da) = tap_phase(i, g.pad, g.stride);
+            for j in 0..g.kw {
+                let (pw, db) = tap_phase(j, g.pad, g.stride);
+                let (off, hp, wp) = phase_at(g, ph, pw);
+                let (lo, hi) = shifted_range(wo, wp, db);
+                let row = &main[((c * g.kh + i) * g.kw + j) * n..][..n];
+                for oh in 0..ho {
+                    let a = oh as isize + da;
+                    if a < 0 || a >= hp as isize || lo == hi {
+                        continue;
+                    }
+                    let dst = &mut scratch[off + a as usize * wp..][..wp];
+                    let start = (lo as isize + db) as usize;
+                    for (d, &v) in dst[start..]
+                        .iter_mut()
+                        .zip(&row[oh * wo + lo..oh * wo + hi])
+                    {
+                        *d += v;
+                    }
+                }
+            }
+        }
+        merge_phases(g, scratch, &mut img[c * g.h * g.w..(c + 1) * g.h * g.w]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,11 +333,13 @@ mod tests {
                 .map(|i| ((i * 7 % 13) as f64) - 6.0)
                 .collect();
             let y: Vec<f64> = (0..ncols).map(|i| ((i * 5 % 11) as f64) - 5.0).collect();
-            let mut cols = vec![0.0; ncols];
+            let mut cols = vec![0.0; g.buffer_len()];
             im2col(&g, &x, &mut cols);
+            let mut ybuf = y.clone();
+            ybuf.resize(g.buffer_len(), 0.0);
             let mut back = vec![0.0; 2 * h * w];
-            col2im(&g, &y, &mut back);
-            let lhs: f64 = cols.iter().zip(&y).map(|(a, b)| a * b).sum();
+            col2im(&g, &mut ybuf, &mut back);
+            let lhs: f64 = cols[..ncols].iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
             assert_eq!(lhs, rhs, "geometry {g:?}");
             // And one entry by hand: the centre tap of output (0,0) is input (0*s - p + k/2).

@@ -198,7 +198,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 let mut cols = if g.is_pointwise() {
                     Vec::new()
                 } else {
-                    T::pool().take(kdim * n)
+                    T::pool().take(g.buffer_len())
                 };
                 for (yi, xi) in yc.chunks_mut(per_out).zip(xc.chunks(per_in)) {
                     for grp in 0..groups {
@@ -273,7 +273,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 let mut cols = if g.is_pointwise() {
                     Vec::new()
                 } else {
-                    T::pool().take(kdim * n)
+                    T::pool().take(g.buffer_len())
                 };
                 let mut gated = if relu {
                     T::pool().take(per_out)
@@ -334,7 +334,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                                 matmul(wg, Mat::new(dyg, cout_g, n), dxg, false, 1);
                             } else {
                                 matmul(wg, Mat::new(dyg, cout_g, n), &mut cols, false, 1);
-                                col2im(&g, &cols, dxg);
+                                col2im(&g, &mut cols, dxg);
                             }
                         }
                     }
