@@ -27,7 +27,17 @@ impl Geometry {
     /// strided convs (the stride phases, see `split_phases`).
     pub fn buffer_len(&self) -> usize {
         let (ho, wo) = self.out_hw();
-        self.c * self.kh * self.kw * ho * wo + if self.stride > 1 { self.h * self.w } else { 0 }
+        self.c * self.kh * self.kw * ho * wo
+            + if self.uses_phases() {
+                self.h * self.w
+            } else {
+                0
+            }
+    }
+    /// Strided kernels wider than 1x1 read every stride phase: split the plane once. A strided 1x1 conv reads
+    /// one phase only, which a direct gather does for a quarter of the work.
+    fn uses_phases(&self) -> bool {
+        self.stride > 1 && (self.kh > 1 || self.kw > 1)
     }
     /// A 1x1, stride-1, unpadded conv needs no lowering: the image already is the column matrix.
     pub fn is_pointwise(&self) -> bool {
@@ -48,7 +58,7 @@ impl Geometry {
 }
 
 pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
-    if g.stride > 1 {
+    if g.uses_phases() {
         return im2col_strided(g, img, cols);
     }
     let (ho, wo) = g.out_hw();
@@ -130,7 +140,7 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
 /// The adjoint of `im2col`: adds every column entry back onto the pixel it came from. `img` is overwritten.
 /// `cols` must hold `g.buffer_len()` elements; past the matrix it is scratch.
 pub fn col2im<T: Float>(g: &Geometry, cols: &mut [T], img: &mut [T]) {
-    if g.stride > 1 {
+    if g.uses_phases() {
         return col2im_strided(g, cols, img);
     }
     let (ho, wo) = g.out_hw();
