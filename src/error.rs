@@ -14,6 +14,12 @@ pub enum Error {
     },
     #[error("in layer '{layer}': {source}")]
     InLayer { layer: String, source: Box<Error> },
+    /// A data or checkpoint file that cannot be used: which file, where, what was expected.
+    #[error("{}: {detail}", file.display())]
+    File {
+        file: std::path::PathBuf,
+        detail: String,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -33,6 +39,15 @@ impl Error {
                 layer: layer.to_string(),
                 source: Box::new(e),
             },
+        }
+    }
+}
+
+impl Error {
+    pub fn file(file: impl Into<std::path::PathBuf>, detail: impl Into<String>) -> Error {
+        Error::File {
+            file: file.into(),
+            detail: detail.into(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod data;
 pub mod error;
 pub mod init;
 pub mod kernels;

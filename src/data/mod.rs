@@ -1,0 +1,193 @@
+//! Datasets: real files in, `u8` images and labels out. Every loader names the file, the offset and what it
+//! expected when the input is corrupt or truncated.
+
+pub mod augment;
+pub mod cifar_bin;
+pub mod folder;
+pub mod idx;
+pub mod loader;
+pub mod preprocess;
+pub mod split;
+
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Images as bytes, `N x C x H x W`, with integer labels.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// `[C, H, W]`
+    pub shape: [usize; 3],
+    pub images: Vec<u8>,
+    pub labels: Vec<u16>,
+    pub classes: Vec<String>,
+    /// Files that could not be decoded and were left out (with the reason), for the report.
+    pub skipped: Vec<String>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    pub fn image_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.images[i * n..(i + 1) * n]
+    }
+    /// The images at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let mut images = Vec::with_capacity(indices.len() * self.image_len());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+        }
+        Dataset {
+            shape: self.shape,
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes.clone(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
+/// The dataset formats convkit reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Mnist,
+    FashionMnist,
+    Cifar10Bin,
+    Folder,
+}
+
+/// Which part of a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// `KIND:PATH`, as given on the command line or in a recipe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSpec {
+    pub kind: Kind,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for DataSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (k, p) = s.split_once(':').ok_or_else(|| {
+            Error::Config(format!("data '{s}' should be KIND:PATH, e.g. mnist:../shared/data/mnist (KIND is mnist, fashion-mnist, cifar10-bin or folder)"))
+        })?;
+        let kind = match k {
+            "mnist" => Kind::Mnist,
+            "fashion-mnist" => Kind::FashionMnist,
+            "cifar10-bin" => Kind::Cifar10Bin,
+            "folder" => Kind::Folder,
+            other => {
+                return Err(Error::Unknown {
+                    kind: "dataset kind",
+                    name: other.into(),
+                    known: "mnist, fashion-mnist, cifar10-bin, folder".into(),
+                })
+            }
+        };
+        Ok(DataSpec {
+            kind,
+            path: PathBuf::from(p),
+        })
+    }
+}
+
+impl std::fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let k = match self.kind {
+            Kind::Mnist => "mnist",
+            Kind::FashionMnist => "fashion-mnist",
+            Kind::Cifar10Bin => "cifar10-bin",
+            Kind::Folder => "folder",
+        };
+        write!(f, "{k}:{}", self.path.display())
+    }
+}
+
+impl DataSpec {
+    /// Where this data may be found: the path as given, then the shared data folder and Debian's package.
+    pub fn resolve(&self) -> Result<DataSpec> {
+        if self.path.exists() {
+            return Ok(self.clone());
+        }
+        let fallbacks: &[&str] = match self.kind {
+            Kind::Mnist => &["../shared/data/mnist"],
+            Kind::FashionMnist => &[
+                "../shared/data/fashion-mnist",
+                "/usr/share/datasets/fashion-mnist",
+            ],
+            _ => &[],
+        };
+        for f in fallbacks {
+            if Path::new(f).exists() {
+                return Ok(DataSpec {
+                    kind: self.kind,
+                    path: PathBuf::from(f),
+                });
+            }
+        }
+        let how = match self.kind {
+            Kind::Mnist => "download the four MNIST IDX files (train-images-idx3-ubyte.gz, ...) into that folder",
+            Kind::FashionMnist => "run `apt-get install dataset-fashion-mnist` (files land in /usr/share/datasets/fashion-mnist) or download the Fashion-MNIST IDX files",
+            Kind::Cifar10Bin => "download and unpack the CIFAR-10 binary version (cifar-10-batches-bin/)",
+            Kind::Folder => "point at a folder or .tar/.tar.gz laid out as ROOT/<split>/<class>/<image>",
+        };
+        Err(Error::file(&self.path, format!("not found; {how}")))
+    }
+
+    /// Loads one split. `size` resizes (shorter side) and centre-crops folder images to `[H, W]`.
+    pub fn load(&self, split: Split, size: Option<[usize; 2]>) -> Result<Dataset> {
+        let spec = self.resolve()?;
+        match spec.kind {
+            Kind::Mnist => idx::load_dir(&spec.path, split, idx::mnist_classes()),
+            Kind::FashionMnist => idx::load_dir(&spec.path, split, idx::fashion_classes()),
+            Kind::Cifar10Bin => cifar_bin::load_dir(&spec.path, split),
+            Kind::Folder => folder::load(&spec.path, split, size),
+        }
+    }
+
+    /// The validation images carved from the training split when none is given: 5000 for CIFAR-10 (the usual
+    /// practice), 10% otherwise.
+    pub fn default_val(&self, train_len: usize) -> usize {
+        match self.kind {
+            Kind::Cifar10Bin => 5000.min(train_len / 2),
+            _ if self.path.to_string_lossy().contains("cifar") => 5000.min(train_len / 2),
+            _ => train_len / 10,
+        }
+    }
+}
+
+/// Reads a whole file, gunzipping it when it starts with the gzip magic.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                Error::file(
+                    path,
+                    format!(
+                        "corrupt or truncated gzip stream after {} decompressed bytes: {e}",
+                        out.len()
+                    ),
+                )
+            })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
