@@ -1,6 +1,7 @@
 //! Models registered by name (as in timm): a constructor, a default input size, a class count.
 
-pub mod resnet8;
+pub mod cifar_resnet;
+pub mod lenet5;
 pub mod small;
 
 use crate::layers::{Layer, Mode, Param};
@@ -32,25 +33,64 @@ pub struct BuildOptions {
 
 type Builder<T> = fn(&BuildOptions) -> Result<Sequential<T>>;
 
+fn info(name: &'static str, description: &'static str, input: [usize; 3]) -> ModelInfo {
+    ModelInfo {
+        name,
+        description,
+        input,
+        classes: 10,
+    }
+}
+
 fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
     vec![
         (
-            ModelInfo {
-                name: "small",
-                description: "3 x (conv3x3-ReLU-maxpool2), 32/64/128 channels, FC 2048->10: the benchmark net",
-                input: [3, 32, 32],
-                classes: 10,
-            },
+            info(
+                "lenet5",
+                "LeNet-5: CONV-POOL-CONV-POOL-FC-FC-FC with ReLU, for 28x28 grey digits",
+                [1, 28, 28],
+            ),
+            lenet5::build::<T>,
+        ),
+        (
+            info(
+                "small",
+                "3 x (conv3x3-ReLU-maxpool2), 32/64/128 channels, FC 2048->10: the benchmark net",
+                [3, 32, 32],
+            ),
             small::build::<T>,
         ),
         (
-            ModelInfo {
-                name: "resnet8",
-                description: "CIFAR ResNet with one basic block per stage (16/32/64 channels), projection shortcuts",
-                input: [3, 32, 32],
-                classes: 10,
-            },
-            resnet8::build::<T>,
+            info(
+                "resnet8",
+                "CIFAR ResNet, 1 basic block per stage (16/32/64 channels): the benchmark net",
+                [3, 32, 32],
+            ),
+            |o| cifar_resnet::build::<T>(8, o),
+        ),
+        (
+            info(
+                "resnet20",
+                "CIFAR ResNet-20 (He et al. 2015), 3 blocks per stage, 0.27M parameters",
+                [3, 32, 32],
+            ),
+            |o| cifar_resnet::build::<T>(20, o),
+        ),
+        (
+            info(
+                "resnet32",
+                "CIFAR ResNet-32, 5 blocks per stage",
+                [3, 32, 32],
+            ),
+            |o| cifar_resnet::build::<T>(32, o),
+        ),
+        (
+            info(
+                "resnet56",
+                "CIFAR ResNet-56, 9 blocks per stage",
+                [3, 32, 32],
+            ),
+            |o| cifar_resnet::build::<T>(56, o),
         ),
     ]
 }

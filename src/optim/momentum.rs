@@ -4,7 +4,7 @@
 use crate::layers::{Param, ParamKind};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
 pub struct MomentumConfig {
@@ -41,14 +41,15 @@ impl MomentumConfig {
         }
         Ok(Momentum {
             cfg: self,
-            velocity: HashMap::new(),
+            state: BTreeMap::new(),
         })
     }
 }
 
 pub struct Momentum<T: Float> {
     pub cfg: MomentumConfig,
-    velocity: HashMap<String, Tensor<T>>,
+    /// `velocity.<param>`
+    pub state: BTreeMap<String, Tensor<T>>,
 }
 
 impl<T: Float> Momentum<T> {
@@ -64,8 +65,8 @@ impl<T: Float> Momentum<T> {
             T::zero()
         };
         let v = self
-            .velocity
-            .entry(name.to_string())
+            .state
+            .entry(format!("velocity.{name}"))
             .or_insert_with(|| Tensor::zeros(p.value.shape()));
         for ((x, &dx), v) in p
             .value
