@@ -24,14 +24,7 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions {
-            net: "small".into(),
-            batch: 128,
-            threads: 2,
-            warmup: 3,
-            steps: 20,
-            runs: 5,
-        }
+        BenchOptions { net: "small".into(), batch: 128, threads: 2, warmup: 3, steps: 20, runs: 5 }
     }
 }
 

@@ -7,19 +7,12 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("unknown {kind} '{name}'; known: {known}")]
-    Unknown {
-        kind: &'static str,
-        name: String,
-        known: String,
-    },
+    Unknown { kind: &'static str, name: String, known: String },
     #[error("in layer '{layer}': {source}")]
     InLayer { layer: String, source: Box<Error> },
     /// A data or checkpoint file that cannot be used: which file, where, what was expected.
     #[error("{}: {detail}", file.display())]
-    File {
-        file: std::path::PathBuf,
-        detail: String,
-    },
+    File { file: std::path::PathBuf, detail: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -28,27 +21,15 @@ impl Error {
     /// Wraps the error with the name of the layer it happened in (outermost name first when nested).
     pub fn in_layer(self, layer: &str) -> Error {
         match self {
-            Error::InLayer {
-                layer: inner,
-                source,
-            } => Error::InLayer {
-                layer: format!("{layer}.{inner}"),
-                source,
-            },
-            e => Error::InLayer {
-                layer: layer.to_string(),
-                source: Box::new(e),
-            },
+            Error::InLayer { layer: inner, source } => Error::InLayer { layer: format!("{layer}.{inner}"), source },
+            e => Error::InLayer { layer: layer.to_string(), source: Box::new(e) },
         }
     }
 }
 
 impl Error {
     pub fn file(file: impl Into<std::path::PathBuf>, detail: impl Into<String>) -> Error {
-        Error::File {
-            file: file.into(),
-            detail: detail.into(),
-        }
+        Error::File { file: file.into(), detail: detail.into() }
     }
 }
 

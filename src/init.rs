@@ -38,13 +38,7 @@ impl Init {
         Init::SmallRandom { std: 0.01 }
     }
 
-    pub fn tensor<T: Float>(
-        &self,
-        shape: &[usize],
-        fan_in: usize,
-        fan_out: usize,
-        rng: &mut impl Rng,
-    ) -> Tensor<T> {
+    pub fn tensor<T: Float>(&self, shape: &[usize], fan_in: usize, fan_out: usize, rng: &mut impl Rng) -> Tensor<T> {
         let (fi, fo) = (fan_in.max(1) as f64, fan_out.max(1) as f64);
         let normal = |std: f64, rng: &mut dyn rand::RngCore| {
             let d = Normal::new(0.0, std).expect("std is finite and non-negative");
@@ -102,11 +96,6 @@ mod tests {
         assert!((std_of(&xu) / (a / 3f64.sqrt()) - 1.0).abs() < 0.02);
         let sr = Init::small_random().tensor::<f64>(&shape, fi, fo, &mut r);
         assert!((std_of(&sr) / 0.01 - 1.0).abs() < 0.02);
-        assert_eq!(
-            Init::Constant { value: 1.0 }
-                .tensor::<f64>(&[3], 1, 1, &mut r)
-                .data(),
-            &[1.0; 3]
-        );
+        assert_eq!(Init::Constant { value: 1.0 }.tensor::<f64>(&[3], 1, 1, &mut r).data(), &[1.0; 3]);
     }
 }

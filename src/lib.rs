@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod init;
 pub mod kernels;
 pub mod layers;
@@ -14,7 +15,9 @@ pub mod loss;
 pub mod models;
 pub mod net;
 pub mod optim;
+pub mod predict;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use layers::{Layer, Mode};

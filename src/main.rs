@@ -4,7 +4,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use convkit::check::gradcheck::{self, Options};
 use convkit::layers::{self, Layer, Mode};
+use convkit::train::checkpoint::Checkpoint;
+use convkit::train::{TrainConfig, TrainOptions};
 use convkit::{bench, models};
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +72,80 @@ enum Cmd {
     },
     /// List the registered models.
     Models,
+    /// Train a model on real data: per-epoch validation, metrics.csv, checkpoints `last` and `best`, and the
+    /// test accuracy of `best` at the end. Flags override the recipe file.
+    ///
+    /// Example: convkit train --config recipes/lenet5-mnist.toml
+    Train {
+        /// A recipe (TOML); see recipes/.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Continue the run in this folder from its `last` checkpoint (its config.toml is the recipe).
+        #[arg(long, conflicts_with = "config")]
+        resume: Option<PathBuf>,
+        #[arg(long, help_heading = "Model and data")]
+        model: Option<String>,
+        /// KIND:PATH with KIND mnist, fashion-mnist, cifar10-bin or folder (a directory or .tar/.tar.gz of
+        /// ROOT/<split>/<class>/<image>).
+        #[arg(long, help_heading = "Model and data")]
+        data: Option<String>,
+        /// Validation images carved from the training split (default 10%, 5000 for CIFAR-10).
+        #[arg(long, help_heading = "Model and data")]
+        val: Option<usize>,
+        /// channel-norm (default), mean-image, zca, pca or none; fitted on the training split only.
+        #[arg(long, help_heading = "Model and data")]
+        preprocess: Option<String>,
+        #[arg(long, help_heading = "Schedule")]
+        epochs: Option<usize>,
+        #[arg(long, help_heading = "Schedule")]
+        batch_size: Option<usize>,
+        /// sgd, momentum or adam.
+        #[arg(long, help_heading = "Optimizer")]
+        optimizer: Option<String>,
+        #[arg(long, help_heading = "Optimizer")]
+        lr: Option<f64>,
+        /// L2 penalty on weights (biases and batch-norm parameters are not decayed).
+        #[arg(long, help_heading = "Regularization")]
+        weight_decay: Option<f64>,
+        #[arg(long, help_heading = "Run")]
+        seed: Option<u64>,
+        /// Run folder (default runs/<model>-<data kind>, numbered if taken).
+        #[arg(long, help_heading = "Run")]
+        out: Option<PathBuf>,
+        /// Print one JSON object with the final figures as the last line.
+        #[arg(long, help_heading = "Run")]
+        json: bool,
+    },
+    /// Evaluate a trained model: accuracy, per-class accuracy and the confusion matrix.
+    Eval {
+        /// A run folder (uses its `best` checkpoint).
+        #[arg(long, required_unless_present = "checkpoint")]
+        run: Option<PathBuf>,
+        /// A checkpoint folder (RUN/checkpoints/last, ...).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// KIND:PATH; default: the data the model was trained on.
+        #[arg(long)]
+        data: Option<String>,
+        /// test or train.
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Top-5 classes with probabilities for image files, from a trained run.
+    Predict {
+        #[arg(long, required_unless_present = "checkpoint")]
+        run: Option<PathBuf>,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,15 +161,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Gradcheck {
-            layer,
-            model,
-            batch,
-            elements,
-            eval,
-            seed,
-            json,
-        } => {
+        Cmd::Gradcheck { layer, model, batch, elements, eval, seed, json } => {
             let opts = Options {
                 max_elements: elements,
                 seed,
@@ -108,15 +177,8 @@ fn run(cli: Cli) -> Result<()> {
                 (None, Some(m)) => {
                     let mut model = models::build::<f64>(&m, None, seed)?;
                     let x = gradcheck::random_input(&model.batch_shape(batch), seed);
-                    let labels: Vec<usize> =
-                        (0..batch).map(|i| (i * 7 + 3) % model.classes).collect();
-                    let rep = gradcheck::check_network(
-                        &mut model.net,
-                        &x,
-                        &labels,
-                        Default::default(),
-                        &opts,
-                    );
+                    let labels: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % model.classes).collect();
+                    let rep = gradcheck::check_network(&mut model.net, &x, &labels, Default::default(), &opts);
                     (m, rep)
                 }
                 (None, None) => {
@@ -131,38 +193,15 @@ fn run(cli: Cli) -> Result<()> {
                 });
                 println!("{v}");
             } else {
-                println!(
-                    "gradcheck {what} ({} mode, h = {:e})\n{report}",
-                    if eval { "eval" } else { "train" },
-                    opts.h
-                );
+                println!("gradcheck {what} ({} mode, h = {:e})\n{report}", if eval { "eval" } else { "train" }, opts.h);
             }
         }
-        Cmd::Bench {
-            net,
-            batch,
-            threads,
-            steps,
-            runs,
-            json,
-            profile,
-        } => {
+        Cmd::Bench { net, batch, threads, steps, runs, json, profile } => {
             convkit::net::sequential::set_profiling(profile);
-            let nets: Vec<String> = if net == "all" {
-                vec!["small".into(), "resnet8".into()]
-            } else {
-                vec![net]
-            };
+            let nets: Vec<String> = if net == "all" { vec!["small".into(), "resnet8".into()] } else { vec![net] };
             let mut results = Vec::new();
             for n in nets {
-                let o = bench::BenchOptions {
-                    net: n,
-                    batch,
-                    threads,
-                    steps,
-                    runs,
-                    ..Default::default()
-                };
+                let o = bench::BenchOptions { net: n, batch, threads, steps, runs, ..Default::default() };
                 let r = bench::run(&o).with_context(|| format!("benchmarking {}", o.net))?;
                 if !json {
                     println!(
@@ -173,24 +212,120 @@ fn run(cli: Cli) -> Result<()> {
                 if profile {
                     let prof = convkit::net::sequential::take_profile();
                     let total: f64 = prof.iter().map(|p| p.1 + p.2).sum();
-                    println!(
-                        "  {:<44} {:>9} {:>9} {:>6}",
-                        "layer (all calls)", "fwd ms", "bwd ms", "share"
-                    );
+                    println!("  {:<44} {:>9} {:>9} {:>6}", "layer (all calls)", "fwd ms", "bwd ms", "share");
                     for (name, f, b, _) in prof.iter().take(16) {
-                        println!(
-                            "  {:<44} {:>9.1} {:>9.1} {:>5.1}%",
-                            name,
-                            f * 1e3,
-                            b * 1e3,
-                            100.0 * (f + b) / total
-                        );
+                        println!("  {:<44} {:>9.1} {:>9.1} {:>5.1}%", name, f * 1e3, b * 1e3, 100.0 * (f + b) / total);
                     }
                 }
                 results.push(r);
             }
             if json {
                 println!("{}", serde_json::to_string(&results)?);
+            }
+        }
+        Cmd::Train {
+            config,
+            resume,
+            model,
+            data,
+            val,
+            preprocess,
+            epochs,
+            batch_size,
+            optimizer,
+            lr,
+            weight_decay,
+            seed,
+            out,
+            json,
+        } => {
+            let mut cfg = match (&config, &resume) {
+                (Some(f), _) => TrainConfig::from_file(f)?,
+                (None, Some(r)) => TrainConfig::from_file(&r.join("config.toml"))?,
+                (None, None) => TrainConfig::from_file_or_flags(model.as_deref(), data.as_deref())?,
+            };
+            if let Some(v) = model {
+                cfg.model = v;
+            }
+            if let Some(v) = data {
+                cfg.data = v;
+            }
+            if let Some(v) = val {
+                cfg.val = Some(v);
+            }
+            if let Some(v) = preprocess {
+                cfg.preprocess = v.parse()?;
+            }
+            if let Some(v) = epochs {
+                cfg.epochs = v;
+            }
+            if let Some(v) = batch_size {
+                cfg.batch_size = v;
+            }
+            if let Some(v) = optimizer {
+                cfg.optimizer = v.parse()?;
+            }
+            if let Some(v) = lr {
+                cfg.lr = v;
+            }
+            if let Some(v) = weight_decay {
+                cfg.weight_decay = v;
+            }
+            if let Some(v) = seed {
+                cfg.seed = v;
+            }
+            if out.is_some() {
+                cfg.out = out;
+            }
+            let report = convkit::train::train(cfg, &TrainOptions { resume, quiet: false })?;
+            let t = report.test.as_ref().expect("train reports its test evaluation");
+            println!(
+                "done in {:.0}s: best val accuracy {:.2}% (epoch {}), test accuracy {:.2}% on {} images\nresults in {} (metrics.csv, config.toml, report.json, checkpoints/)",
+                report.wall_seconds,
+                100.0 * report.best_val_accuracy,
+                report.best_epoch,
+                100.0 * report.test_accuracy,
+                t.count,
+                report.run_dir.display()
+            );
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+        }
+        Cmd::Eval { run, checkpoint, data, split, json } => {
+            let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
+            let spec: convkit::data::DataSpec = data.unwrap_or_else(|| ck.meta.data.clone()).parse()?;
+            let split = match split.as_str() {
+                "test" => convkit::data::Split::Test,
+                "train" => convkit::data::Split::Train,
+                o => bail!("unknown split '{o}': use test or train"),
+            };
+            let [_, h, w] = ck.meta.input;
+            let ds = std::sync::Arc::new(spec.load(split, Some([h, w]))?);
+            let mut model = ck.model()?;
+            let idx = std::sync::Arc::new((0..ds.len()).collect::<Vec<_>>());
+            let rep = convkit::evaluate::evaluate(&mut model, &ds, idx, &std::sync::Arc::new(ck.preprocess()), 256);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
+                );
+            } else {
+                print!("{} epoch {} on {spec}:\n{rep}", ck.meta.model, ck.meta.epoch);
+            }
+        }
+        Cmd::Predict { run, checkpoint, images, top, json } => {
+            let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
+            let preds = convkit::predict::predict(&ck, &images, top)?;
+            if json {
+                println!("{}", serde_json::to_string(&preds)?);
+            } else {
+                for p in preds {
+                    println!("{}", p.file.display());
+                    for (c, pr) in p.top {
+                        println!("  {:>6.2}%  {c}", 100.0 * pr);
+                    }
+                }
             }
         }
         Cmd::Models => {
@@ -213,28 +348,9 @@ fn layer_by_name(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<u
     let mut r = convkit::init::rng(0);
     let img = vec![batch, 4, 7, 7];
     Ok(match name {
-        "conv" => (
-            Box::new(
-                Conv2dConfig::new(4, 6, 3)
-                    .stride(2)
-                    .padding(1)
-                    .build(&mut r)?,
-            ),
-            img,
-        ),
-        "depthwise" => (
-            Box::new(
-                Conv2dConfig::new(4, 4, 3)
-                    .padding(1)
-                    .groups(4)
-                    .build(&mut r)?,
-            ),
-            img,
-        ),
-        "linear" => (
-            Box::new(LinearConfig::new(10, 5).build(&mut r)?),
-            vec![batch, 10],
-        ),
+        "conv" => (Box::new(Conv2dConfig::new(4, 6, 3).stride(2).padding(1).build(&mut r)?), img),
+        "depthwise" => (Box::new(Conv2dConfig::new(4, 4, 3).padding(1).groups(4).build(&mut r)?), img),
+        "linear" => (Box::new(LinearConfig::new(10, 5).build(&mut r)?), vec![batch, 10]),
         "maxpool" => (Box::new(layers::MaxPool2d::new(3, 2).padding(1)), img),
         "avgpool" => (Box::new(layers::AvgPool2d::new(2, 2)), img),
         "global-avgpool" => (Box::new(layers::GlobalAvgPool), img),
@@ -245,16 +361,15 @@ fn layer_by_name(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<u
         "sigmoid" => (Box::new(layers::Sigmoid), img),
         "tanh" => (Box::new(layers::Tanh), img),
         "maxout" => (Box::new(layers::Maxout::new(2)), img),
-        "batchnorm1d" => (
-            Box::new(BatchNormConfig::new(10).build::<f64>()),
-            vec![batch.max(2), 10],
-        ),
+        "batchnorm1d" => (Box::new(BatchNormConfig::new(10).build::<f64>()), vec![batch.max(2), 10]),
         "batchnorm2d" => (Box::new(BatchNormConfig::new(4).build::<f64>()), img),
         "dropout" => (Box::new(layers::Dropout::<f64>::new(0.5, 0)?), img),
-        "lrn" => (
-            Box::new(layers::LocalResponseNorm::<f64>::new(3, 0.5, 0.75, 1.0)),
-            img,
-        ),
+        "lrn" => (Box::new(layers::LocalResponseNorm::<f64>::new(3, 0.5, 0.75, 1.0)), img),
         other => bail!("unknown layer '{other}'; see `convkit gradcheck --help` for the list"),
     })
+}
+
+/// `--checkpoint DIR`, or the `best` checkpoint of `--run DIR`.
+fn checkpoint_dir(run: Option<PathBuf>, checkpoint: Option<PathBuf>) -> PathBuf {
+    checkpoint.unwrap_or_else(|| run.expect("clap requires --run or --checkpoint").join("checkpoints").join("best"))
 }

@@ -70,20 +70,14 @@ const POOL_MAX_PER_LEN: usize = 32;
 
 impl<T: Float> Pool<T> {
     const fn new() -> Self {
-        Pool {
-            free: Mutex::new(None),
-        }
+        Pool { free: Mutex::new(None) }
     }
 
     /// A buffer of `len` elements with unspecified (but initialised) contents.
     pub fn take(&self, len: usize) -> Vec<T> {
         if len >= POOL_MIN_LEN {
             let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = guard
-                .as_mut()
-                .and_then(|m| m.get_mut(&len))
-                .and_then(|l| l.pop())
-            {
+            if let Some(v) = guard.as_mut().and_then(|m| m.get_mut(&len)).and_then(|l| l.pop()) {
                 return v;
             }
         }
@@ -103,10 +97,7 @@ impl<T: Float> Pool<T> {
             return;
         }
         let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let list = guard
-            .get_or_insert_with(HashMap::new)
-            .entry(len)
-            .or_default();
+        let list = guard.get_or_insert_with(HashMap::new).entry(len).or_default();
         if list.len() < POOL_MAX_PER_LEN {
             list.push(v);
         }
@@ -122,19 +113,13 @@ pub struct Tensor<T: Float = f32> {
 impl<T: Float> Tensor<T> {
     pub fn zeros(shape: &[usize]) -> Self {
         let n = shape.iter().product();
-        Tensor {
-            shape: shape.to_vec(),
-            data: T::pool().take_zeroed(n),
-        }
+        Tensor { shape: shape.to_vec(), data: T::pool().take_zeroed(n) }
     }
 
     /// A tensor whose contents the caller will overwrite entirely (saves a memset on the hot path).
     pub fn uninit(shape: &[usize]) -> Self {
         let n = shape.iter().product();
-        Tensor {
-            shape: shape.to_vec(),
-            data: T::pool().take(n),
-        }
+        Tensor { shape: shape.to_vec(), data: T::pool().take(n) }
     }
 
     pub fn full(shape: &[usize], v: T) -> Self {
@@ -151,18 +136,12 @@ impl<T: Float> Tensor<T> {
             "shape {shape:?} does not match {} elements",
             data.len()
         );
-        Tensor {
-            shape: shape.to_vec(),
-            data,
-        }
+        Tensor { shape: shape.to_vec(), data }
     }
 
     pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
         let n: usize = shape.iter().product();
-        Tensor {
-            shape: shape.to_vec(),
-            data: (0..n).map(&mut f).collect(),
-        }
+        Tensor { shape: shape.to_vec(), data: (0..n).map(&mut f).collect() }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -187,12 +166,7 @@ impl<T: Float> Tensor<T> {
 
     /// Same data, new shape of equal size.
     pub fn reshape(mut self, shape: &[usize]) -> Self {
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            self.data.len(),
-            "cannot reshape {:?} to {shape:?}",
-            self.shape
-        );
+        assert_eq!(shape.iter().product::<usize>(), self.data.len(), "cannot reshape {:?} to {shape:?}", self.shape);
         self.shape = shape.to_vec();
         self
     }
@@ -207,24 +181,18 @@ impl<T: Float> Tensor<T> {
 
     /// Converts between float types (f32 model -> f64 copy for gradient checking, and back).
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        Tensor {
-            shape: self.shape.clone(),
-            data: self.data.iter().map(|&x| U::c(x.to_f64())).collect(),
-        }
+        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|&x| U::c(x.to_f64())).collect() }
     }
 
     /// `self += other`, split across cores (the residual backward adds two full activation gradients).
     pub fn add_assign(&mut self, other: &Tensor<T>) {
         use rayon::prelude::*;
         assert_eq!(self.shape, other.shape);
-        self.data
-            .par_chunks_mut(1 << 15)
-            .zip(other.data.par_chunks(1 << 15))
-            .for_each(|(a, b)| {
-                for (a, &b) in a.iter_mut().zip(b) {
-                    *a += b;
-                }
-            });
+        self.data.par_chunks_mut(1 << 15).zip(other.data.par_chunks(1 << 15)).for_each(|(a, b)| {
+            for (a, &b) in a.iter_mut().zip(b) {
+                *a += b;
+            }
+        });
     }
 
     pub fn sum(&self) -> T {
@@ -248,10 +216,7 @@ impl<T: Float> Clone for Tensor<T> {
     fn clone(&self) -> Self {
         let mut data = T::pool().take(self.data.len());
         data.copy_from_slice(&self.data);
-        Tensor {
-            shape: self.shape.clone(),
-            data,
-        }
+        Tensor { shape: self.shape.clone(), data }
     }
 }
 

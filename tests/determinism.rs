@@ -9,18 +9,8 @@ fn forward_is_deterministic() {
         let a = m.net.forward(&x, Mode::Train);
         let b = m.net.forward(&x, Mode::Train);
         let c = m.net.forward(&x, Mode::Train);
-        let d1: f64 = a
-            .data()
-            .iter()
-            .zip(b.data())
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f64::max);
-        let d2: f64 = b
-            .data()
-            .iter()
-            .zip(c.data())
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0, f64::max);
+        let d1: f64 = a.data().iter().zip(b.data()).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+        let d2: f64 = b.data().iter().zip(c.data()).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
         assert_eq!((d1, d2), (0.0, 0.0), "{name}");
     }
 }

@@ -30,13 +30,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            h: 1e-5,
-            max_elements: 24,
-            seed: 0,
-            mode: Mode::Train,
-            kink_tol: 1e-6,
-        }
+        Options { h: 1e-5, max_elements: 24, seed: 0, mode: Mode::Train, kink_tol: 1e-6 }
     }
 }
 
@@ -58,10 +52,7 @@ pub struct Report {
 
 impl Report {
     pub fn max_rel_error(&self) -> f64 {
-        self.tensors
-            .iter()
-            .map(|t| t.max_rel_error)
-            .fold(0.0, f64::max)
+        self.tensors.iter().map(|t| t.max_rel_error).fold(0.0, f64::max)
     }
     pub fn kinks_skipped(&self) -> usize {
         self.tensors.iter().map(|t| t.kinks_skipped).sum()
@@ -83,12 +74,7 @@ impl fmt::Display for Report {
                 t.name, shape, t.checked, t.max_rel_error, t.mean_rel_error, t.kinks_skipped
             )?;
         }
-        write!(
-            f,
-            "max relative error {:.2e} over {} tensors",
-            self.max_rel_error(),
-            self.tensors.len()
-        )
+        write!(f, "max relative error {:.2e} over {} tensors", self.max_rel_error(), self.tensors.len())
     }
 }
 
@@ -128,9 +114,7 @@ pub fn random_input(shape: &[usize], seed: u64) -> Tensor<f64> {
 /// Checks a layer (or block, or whole network) under the loss `L = sum(y * r)` for a fixed random `r`,
 /// whose gradient `dL/dy = r` exercises every output.
 pub fn check_layer(layer: &mut dyn Layer<f64>, x: &Tensor<f64>, opts: &Options) -> Report {
-    let out_shape = layer
-        .output_shape(x.shape())
-        .expect("gradcheck input shape");
+    let out_shape = layer.output_shape(x.shape()).expect("gradcheck input shape");
     let mut r = rng(opts.seed ^ 0x9e37);
     let proj = Tensor::from_fn(&out_shape, |_| r.random_range(-1.0..1.0));
     check_with_loss(layer, x, opts, &|y: &Tensor<f64>| {
@@ -168,15 +152,10 @@ pub fn check_with_loss(
     let dx = layer.backward(x, &y, &dy);
     drop(y);
     let mut analytic: Vec<(String, Tensor<f64>)> = Vec::new();
-    layer.visit_params("", &mut |n, p| {
-        analytic.push((n.to_string(), p.grad.clone()))
-    });
+    layer.visit_params("", &mut |n, p| analytic.push((n.to_string(), p.grad.clone())));
 
     let mut rng = rng(opts.seed);
-    let mut report = Report {
-        loss: l0,
-        tensors: Vec::new(),
-    };
+    let mut report = Report { loss: l0, tensors: Vec::new() };
     let eval = |layer: &mut dyn Layer<f64>, x: &Tensor<f64>| loss(&layer.forward(x, opts.mode)).0;
 
     // Parameters.
@@ -205,9 +184,7 @@ pub fn check_with_loss(
                 None => kinks += 1,
             }
         }
-        report
-            .tensors
-            .push(summarise(name, grad.shape(), &errs, kinks));
+        report.tensors.push(summarise(name, grad.shape(), &errs, kinks));
     }
 
     // The input.
@@ -229,9 +206,7 @@ pub fn check_with_loss(
             None => kinks += 1,
         }
     }
-    report
-        .tensors
-        .push(summarise("input", x.shape(), &errs, kinks));
+    report.tensors.push(summarise("input", x.shape(), &errs, kinks));
     layer.freeze_noise(false);
     report
 }
@@ -271,11 +246,7 @@ fn summarise(name: &str, shape: &[usize], errs: &[f64], kinks: usize) -> TensorR
         shape: shape.to_vec(),
         checked: errs.len(),
         max_rel_error: errs.iter().copied().fold(0.0, f64::max),
-        mean_rel_error: if errs.is_empty() {
-            0.0
-        } else {
-            errs.iter().sum::<f64>() / errs.len() as f64
-        },
+        mean_rel_error: if errs.is_empty() { 0.0 } else { errs.iter().sum::<f64>() / errs.len() as f64 },
         kinks_skipped: kinks,
     }
 }
@@ -321,10 +292,7 @@ mod tests {
         fn backward(&mut self, x: &Tensor<f64>, _y: &Tensor<f64>, dy: &Tensor<f64>) -> Tensor<f64> {
             // Should be 2x dy.
             let mut d = dy.clone();
-            d.data_mut()
-                .iter_mut()
-                .zip(x.data())
-                .for_each(|(g, &v)| *g *= 1.9 * v);
+            d.data_mut().iter_mut().zip(x.data()).for_each(|(g, &v)| *g *= 1.9 * v);
             d
         }
     }

@@ -23,14 +23,8 @@ impl Augment {
     pub fn apply(&self, img: &[u8], shape: [usize; 3], out: &mut [u8], rng: &mut impl Rng) {
         let [c, h, w] = shape;
         let p = self.crop_pad as i64;
-        let (dy, dx) = if p > 0 {
-            (
-                rng.random_range(-p..=p) as isize,
-                rng.random_range(-p..=p) as isize,
-            )
-        } else {
-            (0, 0)
-        };
+        let (dy, dx) =
+            if p > 0 { (rng.random_range(-p..=p) as isize, rng.random_range(-p..=p) as isize) } else { (0, 0) };
         let flip = self.hflip && rng.random::<bool>();
         for ch in 0..c {
             for y in 0..h {
@@ -43,11 +37,7 @@ impl Augment {
                 let src = &img[(ch * h + sy as usize) * w..][..w];
                 for (x, o) in row.iter_mut().enumerate() {
                     let xx = if flip { w - 1 - x } else { x } as isize + dx;
-                    *o = if xx < 0 || xx >= w as isize {
-                        0
-                    } else {
-                        src[xx as usize]
-                    };
+                    *o = if xx < 0 || xx >= w as isize { 0 } else { src[xx as usize] };
                 }
             }
         }
@@ -62,10 +52,7 @@ mod tests {
     #[test]
     fn crop_and_flip_move_pixels_not_values() {
         let img: Vec<u8> = (1..=16).collect();
-        let aug = Augment {
-            crop_pad: 1,
-            hflip: true,
-        };
+        let aug = Augment { crop_pad: 1, hflip: true };
         let mut r = rng(3);
         let mut seen_shift = false;
         for _ in 0..50 {

@@ -27,8 +27,7 @@ fn is_image(name: &str) -> bool {
 /// `.../<split>/<class>/<file>` -> `(class, file)` when the path belongs to `split`.
 fn classify(components: &[String], split: &str) -> Option<String> {
     let n = components.len();
-    (n >= 3 && components[n - 3] == split && is_image(&components[n - 1]))
-        .then(|| components[n - 2].clone())
+    (n >= 3 && components[n - 3] == split && is_image(&components[n - 1])).then(|| components[n - 2].clone())
 }
 
 fn split_names(split: Split) -> &'static [&'static str] {
@@ -40,8 +39,7 @@ fn split_names(split: Split) -> &'static [&'static str] {
 }
 
 fn read_archive(path: &Path, wanted: &[&str]) -> Result<Vec<(String, Entry)>> {
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
     let name = path.to_string_lossy().to_ascii_lowercase();
     let reader: Box<dyn Read> = if name.ends_with(".gz") || name.ends_with(".tgz") {
         Box::new(flate2::read::GzDecoder::new(file))
@@ -50,41 +48,19 @@ fn read_archive(path: &Path, wanted: &[&str]) -> Result<Vec<(String, Entry)>> {
     };
     let mut ar = tar::Archive::new(reader);
     let mut out = Vec::new();
-    let entries = ar
-        .entries()
-        .map_err(|e| Error::file(path, format!("not a readable tar archive: {e}")))?;
+    let entries = ar.entries().map_err(|e| Error::file(path, format!("not a readable tar archive: {e}")))?;
     for (k, entry) in entries.enumerate() {
-        let mut entry = entry.map_err(|e| {
-            Error::file(
-                path,
-                format!("archive entry {k}: corrupt or truncated ({e})"),
-            )
-        })?;
-        let p = entry
-            .path()
-            .map_err(|e| Error::file(path, format!("archive entry {k}: bad path ({e})")))?
-            .into_owned();
-        let comps: Vec<String> = p
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
+        let mut entry =
+            entry.map_err(|e| Error::file(path, format!("archive entry {k}: corrupt or truncated ({e})")))?;
+        let p = entry.path().map_err(|e| Error::file(path, format!("archive entry {k}: bad path ({e})")))?.into_owned();
+        let comps: Vec<String> = p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         for s in wanted {
             if let Some(class) = classify(&comps, s) {
                 let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry.read_to_end(&mut bytes).map_err(|e| {
-                    Error::file(
-                        path,
-                        format!("{}: truncated in the archive ({e})", p.display()),
-                    )
-                })?;
-                out.push((
-                    s.to_string(),
-                    Entry {
-                        class,
-                        name: p.display().to_string(),
-                        bytes,
-                    },
-                ));
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::file(path, format!("{}: truncated in the archive ({e})", p.display())))?;
+                out.push((s.to_string(), Entry { class, name: p.display().to_string(), bytes }));
             }
         }
     }
@@ -98,29 +74,21 @@ fn read_dir(root: &Path, wanted: &[&str]) -> Result<Vec<(String, Entry)>> {
         if !dir.is_dir() {
             continue;
         }
-        let mut classes: Vec<_> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .collect();
+        let mut classes: Vec<_> =
+            std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).collect();
         classes.sort_by_key(|e| e.file_name());
         for c in classes {
             let class = c.file_name().to_string_lossy().into_owned();
-            let mut files: Vec<_> = std::fs::read_dir(c.path())?
-                .filter_map(|e| e.ok())
-                .collect();
+            let mut files: Vec<_> = std::fs::read_dir(c.path())?.filter_map(|e| e.ok()).collect();
             files.sort_by_key(|e| e.file_name());
             for f in files {
                 let fname = f.file_name().to_string_lossy().into_owned();
                 if is_image(&fname) {
-                    let bytes = std::fs::read(f.path())
-                        .map_err(|e| Error::file(f.path(), format!("cannot read: {e}")))?;
+                    let bytes =
+                        std::fs::read(f.path()).map_err(|e| Error::file(f.path(), format!("cannot read: {e}")))?;
                     out.push((
                         s.to_string(),
-                        Entry {
-                            class: class.clone(),
-                            name: f.path().display().to_string(),
-                            bytes,
-                        },
+                        Entry { class: class.clone(), name: f.path().display().to_string(), bytes },
                     ));
                 }
             }
@@ -129,9 +97,11 @@ fn read_dir(root: &Path, wanted: &[&str]) -> Result<Vec<(String, Entry)>> {
     Ok(out)
 }
 
-/// Decodes to RGB, resizing the shorter side to fit and centre-cropping when `size` is given.
-fn decode(
+/// Decodes to `channels` (3: RGB, 1: grey) planes, resizing the shorter side to fit and centre-cropping when
+/// `size` is given. Returns `(H, W, C x H x W bytes)`.
+pub fn decode(
     bytes: &[u8],
+    channels: usize,
     size: Option<[usize; 2]>,
 ) -> std::result::Result<(usize, usize, Vec<u8>), String> {
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
@@ -147,10 +117,12 @@ fn decode(
         }
         _ => img,
     };
-    let rgb = img.to_rgb8();
-    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if channels == 1 {
+        return Ok((h, w, img.to_luma8().into_raw()));
+    }
     // HWC -> CHW
-    let raw = rgb.into_raw();
+    let raw = img.to_rgb8().into_raw();
     let mut chw = vec![0u8; 3 * h * w];
     for (p, px) in raw.chunks(3).enumerate() {
         for c in 0..3 {
@@ -162,37 +134,21 @@ fn decode(
 
 pub fn load(root: &Path, split: Split, size: Option<[usize; 2]>) -> Result<Dataset> {
     let lower = root.to_string_lossy().to_ascii_lowercase();
-    let is_archive = root.is_file()
-        && (lower.ends_with(".tar") || lower.ends_with(".tar.gz") || lower.ends_with(".tgz"));
+    let is_archive =
+        root.is_file() && (lower.ends_with(".tar") || lower.ends_with(".tar.gz") || lower.ends_with(".tgz"));
     let wanted = split_names(split);
-    let found = if is_archive {
-        read_archive(root, wanted)?
-    } else {
-        read_dir(root, wanted)?
-    };
+    let found = if is_archive { read_archive(root, wanted)? } else { read_dir(root, wanted)? };
     // Use the first split name that has images (test, else val).
     let Some(chosen) = wanted.iter().find(|s| found.iter().any(|(fs, _)| fs == *s)) else {
         return Err(Error::file(
             root,
-            format!(
-                "no images under {}/<class>/ (expected ROOT/<split>/<class>/<image>)",
-                wanted.join(" or ")
-            ),
+            format!("no images under {}/<class>/ (expected ROOT/<split>/<class>/<image>)", wanted.join(" or ")),
         ));
     };
-    let entries: Vec<Entry> = found
-        .into_iter()
-        .filter(|(s, _)| s == chosen)
-        .map(|(_, e)| e)
-        .collect();
-    let classes: Vec<String> = entries
-        .iter()
-        .map(|e| e.class.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let entries: Vec<Entry> = found.into_iter().filter(|(s, _)| s == chosen).map(|(_, e)| e).collect();
+    let classes: Vec<String> = entries.iter().map(|e| e.class.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let decoded: Vec<std::result::Result<(usize, usize, Vec<u8>), String>> =
-        entries.par_iter().map(|e| decode(&e.bytes, size)).collect();
+        entries.par_iter().map(|e| decode(&e.bytes, 3, size)).collect();
     let mut skipped = Vec::new();
     let mut shape: Option<(usize, usize)> = size.map(|[h, w]| (h, w));
     let (mut images, mut labels) = (Vec::new(), Vec::new());
@@ -203,7 +159,10 @@ pub fn load(root: &Path, split: Split, size: Option<[usize; 2]>) -> Result<Datas
                 if want != (h, w) {
                     return Err(Error::file(
                         root,
-                        format!("{}: {h}x{w} pixels but earlier images are {}x{}; give an input size to resize to", e.name, want.0, want.1),
+                        format!(
+                            "{}: {h}x{w} pixels but earlier images are {}x{}; give an input size to resize to",
+                            e.name, want.0, want.1
+                        ),
                     ));
                 }
                 images.extend_from_slice(&px);
@@ -218,21 +177,10 @@ pub fn load(root: &Path, split: Split, size: Option<[usize; 2]>) -> Result<Datas
             root.display(),
             skipped.len(),
             entries.len(),
-            skipped
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
+            skipped.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
             if skipped.len() > 3 { "; ..." } else { "" }
         );
     }
     let (h, w) = shape.ok_or_else(|| Error::file(root, "no decodable images"))?;
-    Ok(Dataset {
-        shape: [3, h, w],
-        images,
-        labels,
-        classes,
-        skipped,
-    })
+    Ok(Dataset { shape: [3, h, w], images, labels, classes, skipped })
 }

@@ -72,39 +72,28 @@ pub fn epoch(
     let handle = std::thread::spawn(move || {
         let mut order: Vec<usize> = indices.to_vec();
         if cfg.shuffle {
-            order.shuffle(&mut rng(
-                cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ));
+            order.shuffle(&mut rng(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         }
         let d = ds.image_len();
         for b in 0..nb {
             let idx = &order[b * cfg.batch_size..((b + 1) * cfg.batch_size).min(order.len())];
             let mut raw = vec![0u8; idx.len() * d];
-            let mut r = rng(cfg.seed
-                ^ ((epoch as u64) << 32)
-                ^ (b as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let mut r = rng(cfg.seed ^ ((epoch as u64) << 32) ^ (b as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
             for (k, &i) in idx.iter().enumerate() {
                 if cfg.augment.is_identity() {
                     raw[k * d..(k + 1) * d].copy_from_slice(ds.image(i));
                 } else {
-                    cfg.augment
-                        .apply(ds.image(i), ds.shape, &mut raw[k * d..(k + 1) * d], &mut r);
+                    cfg.augment.apply(ds.image(i), ds.shape, &mut raw[k * d..(k + 1) * d], &mut r);
                 }
             }
-            let batch = Batch {
-                x: prep.apply(&raw, idx.len()),
-                labels: idx.iter().map(|&i| ds.labels[i] as usize).collect(),
-            };
+            let batch =
+                Batch { x: prep.apply(&raw, idx.len()), labels: idx.iter().map(|&i| ds.labels[i] as usize).collect() };
             if tx.send(batch).is_err() {
                 return;
             }
         }
     });
-    Batches {
-        rx,
-        handle: Some(handle),
-        len: nb,
-    }
+    Batches { rx, handle: Some(handle), len: nb }
 }
 
 #[cfg(test)]
@@ -127,15 +116,8 @@ mod tests {
         let ds = Arc::new(toy(103));
         let prep = Arc::new(Preprocess::fit(PreprocessKind::None, &ds).unwrap());
         let idx = Arc::new((0..103).collect::<Vec<_>>());
-        let cfg = LoaderConfig {
-            batch_size: 10,
-            shuffle: true,
-            augment: Augment {
-                crop_pad: 1,
-                hflip: true,
-            },
-            seed: 5,
-        };
+        let cfg =
+            LoaderConfig { batch_size: 10, shuffle: true, augment: Augment { crop_pad: 1, hflip: true }, seed: 5 };
         let run = |e| {
             epoch(ds.clone(), idx.clone(), prep.clone(), &cfg, e)
                 .map(|b| (b.labels, b.x.data().to_vec()))

@@ -97,10 +97,7 @@ impl std::str::FromStr for DataSpec {
                 })
             }
         };
-        Ok(DataSpec {
-            kind,
-            path: PathBuf::from(p),
-        })
+        Ok(DataSpec { kind, path: PathBuf::from(p) })
     }
 }
 
@@ -124,18 +121,12 @@ impl DataSpec {
         }
         let fallbacks: &[&str] = match self.kind {
             Kind::Mnist => &["../shared/data/mnist"],
-            Kind::FashionMnist => &[
-                "../shared/data/fashion-mnist",
-                "/usr/share/datasets/fashion-mnist",
-            ],
+            Kind::FashionMnist => &["../shared/data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
             _ => &[],
         };
         for f in fallbacks {
             if Path::new(f).exists() {
-                return Ok(DataSpec {
-                    kind: self.kind,
-                    path: PathBuf::from(f),
-                });
+                return Ok(DataSpec { kind: self.kind, path: PathBuf::from(f) });
             }
         }
         let how = match self.kind {
@@ -175,17 +166,9 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         use std::io::Read;
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                Error::file(
-                    path,
-                    format!(
-                        "corrupt or truncated gzip stream after {} decompressed bytes: {e}",
-                        out.len()
-                    ),
-                )
-            })?;
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
+            Error::file(path, format!("corrupt or truncated gzip stream after {} decompressed bytes: {e}", out.len()))
+        })?;
         Ok(out)
     } else {
         Ok(raw)

@@ -66,17 +66,9 @@ impl Preprocess {
         let [c, h, w] = ds.shape;
         let (n, d, hw) = (ds.len(), ds.image_len(), h * w);
         if n == 0 {
-            return Err(Error::Config(
-                "cannot compute preprocessing statistics on an empty dataset".into(),
-            ));
+            return Err(Error::Config("cannot compute preprocessing statistics on an empty dataset".into()));
         }
-        let mut p = Preprocess {
-            kind,
-            shape: ds.shape,
-            mean: Vec::new(),
-            std: Vec::new(),
-            matrix: Vec::new(),
-        };
+        let mut p = Preprocess { kind, shape: ds.shape, mean: Vec::new(), std: Vec::new(), matrix: Vec::new() };
         match kind {
             PreprocessKind::None => {}
             PreprocessKind::ChannelNorm => {
@@ -92,11 +84,8 @@ impl Preprocess {
                 }
                 let cnt = (n * hw) as f64;
                 p.mean = s1.iter().map(|s| (s / cnt) as f32).collect();
-                p.std = s1
-                    .iter()
-                    .zip(&s2)
-                    .map(|(a, b)| ((b / cnt - (a / cnt).powi(2)).max(1e-12)).sqrt() as f32)
-                    .collect();
+                p.std =
+                    s1.iter().zip(&s2).map(|(a, b)| ((b / cnt - (a / cnt).powi(2)).max(1e-12)).sqrt() as f32).collect();
             }
             PreprocessKind::MeanImage | PreprocessKind::Zca | PreprocessKind::Pca => {
                 let mut m = vec![0f64; d];
@@ -156,32 +145,21 @@ impl Preprocess {
     /// Named tensors for the checkpoint (`preprocess.mean`, ...).
     pub fn tensors(&self) -> Vec<(String, Tensor<f32>)> {
         let mut v = Vec::new();
-        for (name, data, shape) in [
-            ("mean", &self.mean, vec![self.mean.len()]),
-            ("std", &self.std, vec![self.std.len()]),
-        ] {
+        for (name, data, shape) in
+            [("mean", &self.mean, vec![self.mean.len()]), ("std", &self.std, vec![self.std.len()])]
+        {
             if !data.is_empty() {
-                v.push((
-                    format!("preprocess.{name}"),
-                    Tensor::from_vec(&shape, data.clone()),
-                ));
+                v.push((format!("preprocess.{name}"), Tensor::from_vec(&shape, data.clone())));
             }
         }
         if !self.matrix.is_empty() {
             let d = self.shape.iter().product::<usize>();
-            v.push((
-                "preprocess.matrix".into(),
-                Tensor::from_vec(&[d, d], self.matrix.clone()),
-            ));
+            v.push(("preprocess.matrix".into(), Tensor::from_vec(&[d, d], self.matrix.clone())));
         }
         v
     }
 
-    pub fn from_tensors(
-        kind: PreprocessKind,
-        shape: [usize; 3],
-        get: &dyn Fn(&str) -> Option<Vec<f32>>,
-    ) -> Preprocess {
+    pub fn from_tensors(kind: PreprocessKind, shape: [usize; 3], get: &dyn Fn(&str) -> Option<Vec<f32>>) -> Preprocess {
         Preprocess {
             kind,
             shape,
@@ -196,7 +174,9 @@ impl Preprocess {
 fn whitening(ds: &Dataset, mean: &[f32], zca: bool) -> Result<Vec<f32>> {
     let (n, d) = (ds.len(), ds.image_len());
     if d > 4096 {
-        return Err(Error::Config(format!("whitening {d}-dimensional images needs a {d}x{d} eigendecomposition; use channel-norm or smaller images")));
+        return Err(Error::Config(format!(
+            "whitening {d}-dimensional images needs a {d}x{d} eigendecomposition; use channel-norm or smaller images"
+        )));
     }
     // Covariance = Xc^T Xc / n, accumulated over chunks of images with the GEMM.
     let mut cov = vec![0f32; d * d];
@@ -205,11 +185,7 @@ fn whitening(ds: &Dataset, mean: &[f32], zca: bool) -> Result<Vec<f32>> {
     for start in (0..n).step_by(chunk) {
         let b = chunk.min(n - start);
         for i in 0..b {
-            for ((o, &v), m) in xc[i * d..(i + 1) * d]
-                .iter_mut()
-                .zip(ds.image(start + i))
-                .zip(mean)
-            {
+            for ((o, &v), m) in xc[i * d..(i + 1) * d].iter_mut().zip(ds.image(start + i)).zip(mean) {
                 *o = v as f32 / 255.0 - m;
             }
         }
@@ -219,19 +195,13 @@ fn whitening(ds: &Dataset, mean: &[f32], zca: bool) -> Result<Vec<f32>> {
     let cov = nalgebra::DMatrix::<f64>::from_fn(d, d, |i, j| cov[i * d + j] as f64 / n as f64);
     let eig = nalgebra::SymmetricEigen::new(cov);
     let u = &eig.eigenvectors;
-    let scale: Vec<f64> = eig
-        .eigenvalues
-        .iter()
-        .map(|l| 1.0 / (l.max(0.0) + WHITEN_EPS).sqrt())
-        .collect();
+    let scale: Vec<f64> = eig.eigenvalues.iter().map(|l| 1.0 / (l.max(0.0) + WHITEN_EPS).sqrt()).collect();
     let mut w = vec![0f32; d * d];
     for i in 0..d {
         for j in 0..d {
             w[i * d + j] = if zca {
                 // (U S U^T)[i][j]
-                (0..d)
-                    .map(|k| u[(i, k)] * scale[k] * u[(j, k)])
-                    .sum::<f64>() as f32
+                (0..d).map(|k| u[(i, k)] * scale[k] * u[(j, k)]).sum::<f64>() as f32
             } else {
                 // (S U^T)[i][j]: component i
                 (scale[i] * u[(j, i)]) as f32
@@ -253,13 +223,7 @@ mod tests {
             let b = (i * 91 % 150) as u8;
             images.extend_from_slice(&[a, a / 2 + b / 3, b, a / 3, a, 255 - a, b / 2, a / 4 + 10]);
         }
-        Dataset {
-            shape: [2, 2, 2],
-            images,
-            labels: vec![0; 200],
-            classes: vec!["x".into()],
-            skipped: vec![],
-        }
+        Dataset { shape: [2, 2, 2], images, labels: vec![0; 200], classes: vec!["x".into()], skipped: vec![] }
     }
 
     #[test]
@@ -268,35 +232,24 @@ mod tests {
         let p = Preprocess::fit(PreprocessKind::ChannelNorm, &ds).unwrap();
         let x = p.apply(&ds.images, ds.len());
         for ch in 0..2 {
-            let v: Vec<f64> = (0..200)
-                .flat_map(|i| x.data()[i * 8 + ch * 4..i * 8 + ch * 4 + 4].to_vec())
-                .map(f64::from)
-                .collect();
+            let v: Vec<f64> =
+                (0..200).flat_map(|i| x.data()[i * 8 + ch * 4..i * 8 + ch * 4 + 4].to_vec()).map(f64::from).collect();
             let m = v.iter().sum::<f64>() / v.len() as f64;
             let s = (v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-            assert!(
-                m.abs() < 1e-5 && (s - 1.0).abs() < 1e-4,
-                "channel {ch}: mean {m} std {s}"
-            );
+            assert!(m.abs() < 1e-5 && (s - 1.0).abs() < 1e-4, "channel {ch}: mean {m} std {s}");
         }
     }
 
     #[test]
     fn pca_decorrelates_and_zca_is_its_rotation() {
         let ds = toy();
-        let pca = Preprocess::fit(PreprocessKind::Pca, &ds)
-            .unwrap()
-            .apply(&ds.images, ds.len());
-        let zca = Preprocess::fit(PreprocessKind::Zca, &ds)
-            .unwrap()
-            .apply(&ds.images, ds.len());
+        let pca = Preprocess::fit(PreprocessKind::Pca, &ds).unwrap().apply(&ds.images, ds.len());
+        let zca = Preprocess::fit(PreprocessKind::Zca, &ds).unwrap().apply(&ds.images, ds.len());
         // PCA whitening: output covariance diag(l / (l + eps)), so off-diagonals vanish and variances stay below 1.
         for i in 0..8 {
             for j in 0..8 {
-                let c: f64 = (0..200)
-                    .map(|k| pca.data()[k * 8 + i] as f64 * pca.data()[k * 8 + j] as f64)
-                    .sum::<f64>()
-                    / 200.0;
+                let c: f64 =
+                    (0..200).map(|k| pca.data()[k * 8 + i] as f64 * pca.data()[k * 8 + j] as f64).sum::<f64>() / 200.0;
                 if i != j {
                     assert!(c.abs() < 2e-3, "pca cov[{i}][{j}] = {c}");
                 } else {
@@ -306,16 +259,8 @@ mod tests {
         }
         // ZCA = U * PCA: a rotation, so every image keeps its norm.
         for k in 0..200 {
-            let n = |x: &Tensor<f32>| {
-                x.data()[k * 8..(k + 1) * 8]
-                    .iter()
-                    .map(|v| (*v as f64).powi(2))
-                    .sum::<f64>()
-            };
-            assert!(
-                (n(&pca) - n(&zca)).abs() < 1e-3 * (1.0 + n(&pca)),
-                "image {k}"
-            );
+            let n = |x: &Tensor<f32>| x.data()[k * 8..(k + 1) * 8].iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
+            assert!((n(&pca) - n(&zca)).abs() < 1e-3 * (1.0 + n(&pca)), "image {k}");
         }
     }
 }

@@ -16,23 +16,11 @@ impl<'a, T> Mat<'a, T> {
     /// A row-major `rows x cols` matrix.
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
         debug_assert!(data.len() >= rows * cols);
-        Mat {
-            data,
-            rows,
-            cols,
-            rs: cols as isize,
-            cs: 1,
-        }
+        Mat { data, rows, cols, rs: cols as isize, cs: 1 }
     }
     /// The transpose, as a view.
     pub fn t(self) -> Self {
-        Mat {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-        }
+        Mat { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
 }
 
@@ -57,11 +45,7 @@ pub fn matmul_strided<T: Float>(
 ) {
     assert_eq!(a.cols, b.rows, "matmul inner dimensions differ");
     let (m, n, k) = (a.rows, b.cols, a.cols);
-    assert!(
-        c_rs > 0
-            && c_cs > 0
-            && c.len() as isize >= (m as isize - 1) * c_rs + (n as isize - 1) * c_cs + 1
-    );
+    assert!(c_rs > 0 && c_cs > 0 && c.len() as isize >= (m as isize - 1) * c_rs + (n as isize - 1) * c_cs + 1);
     if m == 0 || n == 0 {
         return;
     }
@@ -75,11 +59,7 @@ pub fn matmul_strided<T: Float>(
         }
         return;
     }
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above bound every index the strides reach; `gemm` only supports f32/f64 here,
     // which is what `Float` is implemented for.
     unsafe {
@@ -135,27 +115,13 @@ mod tests {
         // (b^T a^T)^T = a b: exercise transposed views.
         let at: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
         let mut c2 = vec![1.0; m * n];
-        matmul(
-            Mat::new(&at, k, m).t(),
-            Mat::new(&b, k, n),
-            &mut c2,
-            true,
-            2,
-        );
+        matmul(Mat::new(&at, k, m).t(), Mat::new(&b, k, n), &mut c2, true, 2);
         for (x, y) in c2.iter().zip(&want) {
             assert!((x - 1.0 - y).abs() < 1e-12);
         }
         // Column-major destination: c3[j*m + i] = (ab)[i][j].
         let mut c3 = vec![0.0; m * n];
-        matmul_strided(
-            Mat::new(&a, m, k),
-            Mat::new(&b, k, n),
-            &mut c3,
-            1,
-            m as isize,
-            false,
-            1,
-        );
+        matmul_strided(Mat::new(&a, m, k), Mat::new(&b, k, n), &mut c3, 1, m as isize, false, 1);
         for i in 0..m {
             for j in 0..n {
                 assert!((c3[j * m + i] - want[i * n + j]).abs() < 1e-12);

@@ -18,21 +18,13 @@ pub struct Geometry {
 
 impl Geometry {
     pub fn out_hw(&self) -> (usize, usize) {
-        (
-            (self.h + 2 * self.pad - self.kh) / self.stride + 1,
-            (self.w + 2 * self.pad - self.kw) / self.stride + 1,
-        )
+        ((self.h + 2 * self.pad - self.kh) / self.stride + 1, (self.w + 2 * self.pad - self.kw) / self.stride + 1)
     }
     /// Elements the column buffer needs: the `[C*kh*kw, Ho*Wo]` matrix, plus one input plane of scratch for
     /// strided convs (the stride phases, see `split_phases`).
     pub fn buffer_len(&self) -> usize {
         let (ho, wo) = self.out_hw();
-        self.c * self.kh * self.kw * ho * wo
-            + if self.uses_phases() {
-                self.h * self.w
-            } else {
-                0
-            }
+        self.c * self.kh * self.kw * ho * wo + if self.uses_phases() { self.h * self.w } else { 0 }
     }
     /// Strided kernels wider than 1x1 read every stride phase: split the plane once. A strided 1x1 conv reads
     /// one phase only, which a direct gather does for a quarter of the work.
@@ -48,11 +40,7 @@ impl Geometry {
         let (s, p) = (self.stride, self.pad);
         // ow*s + j >= p  and  ow*s + j < w + p
         let lo = if j >= p { 0 } else { (p - j).div_ceil(s) };
-        let hi = if self.w + p > j {
-            ((self.w + p - j).div_ceil(s)).min(wo)
-        } else {
-            0
-        };
+        let hi = if self.w + p > j { ((self.w + p - j).div_ceil(s)).min(wo) } else { 0 };
         (lo.min(hi), hi)
     }
 }
@@ -70,12 +58,7 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
         for i in 0..g.kh {
             // Output rows whose input row lies inside the image: oh*s + i - p in [0, h).
             let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
-            let oh_hi = (if g.h + p > i {
-                (g.h + p - i).div_ceil(s).min(ho)
-            } else {
-                0
-            })
-            .max(oh_lo);
+            let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
             for j in 0..g.kw {
                 let row = &mut cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
@@ -96,9 +79,7 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
                     let (a, b) = (start + lo_clip, end - hi_clip);
                     if a < b {
                         let (a, b) = (a as usize, b as usize);
-                        row[a..b].copy_from_slice(
-                            &plane[(a as isize + delta) as usize..(b as isize + delta) as usize],
-                        );
+                        row[a..b].copy_from_slice(&plane[(a as isize + delta) as usize..(b as isize + delta) as usize]);
                     }
                     for oh in oh_lo..oh_hi {
                         let out = &mut row[oh * wo..(oh + 1) * wo];
@@ -151,12 +132,7 @@ pub fn col2im<T: Float>(g: &Geometry, cols: &mut [T], img: &mut [T]) {
         let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
-            let oh_hi = (if g.h + p > i {
-                (g.h + p - i).div_ceil(s).min(ho)
-            } else {
-                0
-            })
-            .max(oh_lo);
+            let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * n..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
@@ -298,10 +274,7 @@ fn col2im_strided<T: Float>(g: &Geometry, cols: &mut [T], img: &mut [T]) {
                     }
                     let dst = &mut scratch[off + a as usize * wp..][..wp];
                     let start = (lo as isize + db) as usize;
-                    for (d, &v) in dst[start..]
-                        .iter_mut()
-                        .zip(&row[oh * wo + lo..oh * wo + hi])
-                    {
+                    for (d, &v) in dst[start..].iter_mut().zip(&row[oh * wo + lo..oh * wo + hi]) {
                         *d += v;
                     }
                 }
@@ -328,20 +301,10 @@ mod tests {
             (4, 4, 1, 1, 0),
             (11, 11, 11, 4, 0),
         ] {
-            let g = Geometry {
-                c: 2,
-                h,
-                w,
-                kh: k,
-                kw: k,
-                stride: s,
-                pad: p,
-            };
+            let g = Geometry { c: 2, h, w, kh: k, kw: k, stride: s, pad: p };
             let (ho, wo) = g.out_hw();
             let ncols = 2 * k * k * ho * wo;
-            let x: Vec<f64> = (0..2 * h * w)
-                .map(|i| ((i * 7 % 13) as f64) - 6.0)
-                .collect();
+            let x: Vec<f64> = (0..2 * h * w).map(|i| ((i * 7 % 13) as f64) - 6.0).collect();
             let y: Vec<f64> = (0..ncols).map(|i| ((i * 5 % 11) as f64) - 5.0).collect();
             let mut cols = vec![0.0; g.buffer_len()];
             im2col(&g, &x, &mut cols);
@@ -355,11 +318,7 @@ mod tests {
             // And one entry by hand: the centre tap of output (0,0) is input (0*s - p + k/2).
             let (ih, iw) = ((k / 2) as isize - p as isize, (k / 2) as isize - p as isize);
             let row = (k / 2) * k + k / 2;
-            let want = if ih >= 0 && iw >= 0 {
-                x[ih as usize * w + iw as usize]
-            } else {
-                0.0
-            };
+            let want = if ih >= 0 && iw >= 0 { x[ih as usize * w + iw as usize] } else { 0.0 };
             assert_eq!(cols[row * ho * wo], want);
         }
     }

@@ -15,11 +15,7 @@ pub struct AvgPool2d {
 
 impl AvgPool2d {
     pub fn new(kernel: usize, stride: usize) -> Self {
-        AvgPool2d {
-            kernel,
-            stride,
-            padding: 0,
-        }
+        AvgPool2d { kernel, stride, padding: 0 }
     }
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = p;
@@ -28,11 +24,7 @@ impl AvgPool2d {
 
     /// Calls `f(output index, input index)` for every (output, input) pair of a plane.
     fn windows(&self, h: usize, w: usize, ho: usize, wo: usize, mut f: impl FnMut(usize, usize)) {
-        let (k, s, p) = (
-            self.kernel as isize,
-            self.stride as isize,
-            self.padding as isize,
-        );
+        let (k, s, p) = (self.kernel as isize, self.stride as isize, self.padding as isize);
         for oh in 0..ho {
             for ow in 0..wo {
                 let (h0, w0) = (oh as isize * s - p, ow as isize * s - p);
@@ -59,12 +51,9 @@ impl<T: Float> Layer<T> for AvgPool2d {
         let scale = T::one() / T::c((self.kernel * self.kernel) as f64);
         let mut y = Tensor::zeros(&os);
         let me = &*self;
-        y.data_mut()
-            .par_chunks_mut(ho * wo)
-            .zip(x.data().par_chunks(h * w))
-            .for_each(|(yp, xp)| {
-                me.windows(h, w, ho, wo, |o, i| yp[o] += xp[i] * scale);
-            });
+        y.data_mut().par_chunks_mut(ho * wo).zip(x.data().par_chunks(h * w)).for_each(|(yp, xp)| {
+            me.windows(h, w, ho, wo, |o, i| yp[o] += xp[i] * scale);
+        });
         y
     }
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
@@ -72,12 +61,9 @@ impl<T: Float> Layer<T> for AvgPool2d {
         let scale = T::one() / T::c((self.kernel * self.kernel) as f64);
         let mut dx = Tensor::zeros(x.shape());
         let me = &*self;
-        dx.data_mut()
-            .par_chunks_mut(h * w)
-            .zip(dy.data().par_chunks(ho * wo))
-            .for_each(|(dxp, dyp)| {
-                me.windows(h, w, ho, wo, |o, i| dxp[i] += dyp[o] * scale);
-            });
+        dx.data_mut().par_chunks_mut(h * w).zip(dy.data().par_chunks(ho * wo)).for_each(|(dxp, dyp)| {
+            me.windows(h, w, ho, wo, |o, i| dxp[i] += dyp[o] * scale);
+        });
         dx
     }
 }
@@ -99,11 +85,7 @@ mod tests {
     #[test]
     fn gradcheck() {
         let mut pool = AvgPool2d::new(3, 2).padding(1);
-        let rep = check_layer(
-            &mut pool,
-            &random_input(&[2, 2, 5, 6], 1),
-            &Options::default(),
-        );
+        let rep = check_layer(&mut pool, &random_input(&[2, 2, 5, 6], 1), &Options::default());
         assert!(rep.max_rel_error() < 1e-6, "{rep}");
     }
 }

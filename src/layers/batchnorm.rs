@@ -21,12 +21,7 @@ pub struct BatchNormConfig {
 
 impl BatchNormConfig {
     pub fn new(num_features: usize) -> Self {
-        BatchNormConfig {
-            num_features,
-            eps: 1e-5,
-            momentum: 0.1,
-            relu: false,
-        }
+        BatchNormConfig { num_features, eps: 1e-5, momentum: 0.1, relu: false }
     }
     /// Fuses a following ReLU: one pass over memory instead of two, forward and backward.
     pub fn relu(mut self) -> Self {
@@ -68,11 +63,7 @@ fn plane_batch(s: usize) -> usize {
 
 impl<T: Float> Layer<T> for BatchNorm<T> {
     fn describe(&self) -> String {
-        format!(
-            "batchnorm({}){}",
-            self.cfg.num_features,
-            if self.cfg.relu { "+relu" } else { "" }
-        )
+        format!("batchnorm({}){}", self.cfg.num_features, if self.cfg.relu { "+relu" } else { "" })
     }
 
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
@@ -111,19 +102,12 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                     }
                     let nn = (b * s) as f64;
                     let m1 = s1 / nn;
-                    (
-                        T::c(m1 + shift.to_f64()),
-                        T::c((s2 / nn - m1 * m1).max(0.0)),
-                    )
+                    (T::c(m1 + shift.to_f64()), T::c((s2 / nn - m1 * m1).max(0.0)))
                 })
                 .collect();
             let m = T::c(self.cfg.momentum);
             // Running variance is unbiased (n / (n-1)), as in PyTorch.
-            let unbias = if b * s > 1 {
-                T::c((b * s) as f64 / (b * s - 1) as f64)
-            } else {
-                T::one()
-            };
+            let unbias = if b * s > 1 { T::c((b * s) as f64 / (b * s - 1) as f64) } else { T::one() };
             for (ch, &(mean, var)) in stats.iter().enumerate() {
                 self.mean[ch] = mean;
                 self.invstd[ch] = T::one() / (var + eps).sqrt();
@@ -138,20 +122,11 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                 self.invstd[ch] = T::one() / (self.running_var.data()[ch] + eps).sqrt();
             }
         }
-        let (mean, invstd, gamma, beta) = (
-            &self.mean,
-            &self.invstd,
-            self.gamma.value.data(),
-            self.beta.value.data(),
-        );
+        let (mean, invstd, gamma, beta) = (&self.mean, &self.invstd, self.gamma.value.data(), self.beta.value.data());
         let relu = self.cfg.relu;
         let mut y = Tensor::uninit(x.shape());
-        y.data_mut()
-            .par_chunks_mut(s)
-            .zip(x.data().par_chunks(s))
-            .enumerate()
-            .with_min_len(plane_batch(s))
-            .for_each(|(i, (yp, xp))| {
+        y.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).enumerate().with_min_len(plane_batch(s)).for_each(
+            |(i, (yp, xp))| {
                 let ch = i % c;
                 let scale = gamma[ch] * invstd[ch];
                 let shift = beta[ch] - mean[ch] * scale;
@@ -164,7 +139,8 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                         *o = v * scale + shift;
                     }
                 }
-            });
+            },
+        );
         y
     }
 
@@ -272,15 +248,10 @@ mod tests {
         let x = Tensor::from_fn(&[4, 2, 3, 3], |i| (i as f64 * 0.7).sin() * 3.0 + 5.0);
         let y = bn.forward(&x, Mode::Train);
         for ch in 0..2 {
-            let vals: Vec<f64> = (0..4)
-                .flat_map(|b| y.data()[(b * 2 + ch) * 9..][..9].to_vec())
-                .collect();
+            let vals: Vec<f64> = (0..4).flat_map(|b| y.data()[(b * 2 + ch) * 9..][..9].to_vec()).collect();
             let m = vals.iter().sum::<f64>() / 36.0;
             let v = vals.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / 36.0;
-            assert!(
-                m.abs() < 1e-12 && (v - 1.0).abs() < 1e-4,
-                "mean {m} var {v}"
-            );
+            assert!(m.abs() < 1e-12 && (v - 1.0).abs() < 1e-4, "mean {m} var {v}");
         }
     }
 
@@ -294,11 +265,7 @@ mod tests {
         let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
         assert!(close(bn.forward(&x, Mode::Eval).data(), &[0.0, 1.0, 2.0]));
         // And one sample alone gives the same answer as inside the batch.
-        assert!(close(
-            bn.forward(&Tensor::from_vec(&[1, 1], vec![4.0]), Mode::Eval)
-                .data(),
-            &[1.0]
-        ));
+        assert!(close(bn.forward(&Tensor::from_vec(&[1, 1], vec![4.0]), Mode::Eval).data(), &[1.0]));
         // Training updates the running averages with momentum 0.1 (unbiased variance: 4 for 2,4,6).
         bn.forward(&x, Mode::Train);
         assert!((bn.running_mean.data()[0] - (0.9 * 2.0 + 0.1 * 4.0)).abs() < 1e-12);
@@ -314,14 +281,7 @@ mod tests {
         let want = plain.forward(&x, Mode::Train).map(|v| v.max(0.0));
         assert_eq!(fused.forward(&x, Mode::Train).data(), want.data());
         for mode in [Mode::Train, Mode::Eval] {
-            let rep = check_layer(
-                &mut fused,
-                &x,
-                &Options {
-                    mode,
-                    ..Options::default()
-                },
-            );
+            let rep = check_layer(&mut fused, &x, &Options { mode, ..Options::default() });
             assert!(rep.max_rel_error() < 1e-6, "{mode:?}\n{rep}");
         }
     }
@@ -333,10 +293,7 @@ mod tests {
                 let mut bn = bn_with_affine(3);
                 bn.running_mean = Tensor::from_vec(&[3], vec![0.1, -0.2, 0.3]);
                 bn.running_var = Tensor::from_vec(&[3], vec![0.5, 1.5, 2.0]);
-                let opts = Options {
-                    mode,
-                    ..Options::default()
-                };
+                let opts = Options { mode, ..Options::default() };
                 let rep = check_layer(&mut bn, &random_input(&shape, 9), &opts);
                 assert!(rep.max_rel_error() < 1e-6, "{shape:?} {mode:?}\n{rep}");
             }

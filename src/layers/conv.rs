@@ -77,9 +77,7 @@ impl Conv2dConfig {
     pub fn build<T: Float>(&self, rng: &mut impl rand::Rng) -> Result<Conv2d<T>> {
         let c = self;
         if c.kernel == 0 || c.stride == 0 || c.groups == 0 {
-            return Err(Error::Config(format!(
-                "conv: kernel, stride and groups must be positive, got {c:?}"
-            )));
+            return Err(Error::Config(format!("conv: kernel, stride and groups must be positive, got {c:?}")));
         }
         if c.in_channels % c.groups != 0 || c.out_channels % c.groups != 0 {
             return Err(Error::Config(format!(
@@ -90,20 +88,10 @@ impl Conv2dConfig {
         let cin_g = c.in_channels / c.groups;
         let area = c.kernel * c.kernel;
         let shape = [c.out_channels, cin_g, c.kernel, c.kernel];
-        let weight = Param::new(
-            c.init
-                .tensor(&shape, cin_g * area, c.out_channels / c.groups * area, rng),
-            ParamKind::Weight,
-        );
-        let bias = c
-            .bias
-            .then(|| Param::new(Tensor::zeros(&[c.out_channels]), ParamKind::Bias));
-        Ok(Conv2d {
-            cfg: c.clone(),
-            weight,
-            bias,
-            skip_dx: false,
-        })
+        let weight =
+            Param::new(c.init.tensor(&shape, cin_g * area, c.out_channels / c.groups * area, rng), ParamKind::Weight);
+        let bias = c.bias.then(|| Param::new(Tensor::zeros(&[c.out_channels]), ParamKind::Bias));
+        Ok(Conv2d { cfg: c.clone(), weight, bias, skip_dx: false })
     }
 }
 
@@ -146,14 +134,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             format!(", groups {}", c.groups)
         };
         let r = if c.relu { "+relu" } else { "" };
-        format!(
-            "conv{k}x{k}({}->{}, s{}, p{}{g}){r}",
-            c.in_channels,
-            c.out_channels,
-            c.stride,
-            c.padding,
-            k = c.kernel
-        )
+        format!("conv{k}x{k}({}->{}, s{}, p{}{g}){r}", c.in_channels, c.out_channels, c.stride, c.padding, k = c.kernel)
     }
 
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
@@ -167,19 +148,14 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             )));
         }
         if x[2] + 2 * c.padding < c.kernel || x[3] + 2 * c.padding < c.kernel {
-            return Err(Error::Shape(format!(
-                "{}: input {x:?} is smaller than the kernel",
-                self.describe()
-            )));
+            return Err(Error::Shape(format!("{}: input {x:?} is smaller than the kernel", self.describe())));
         }
         let (ho, wo) = self.geometry(x).out_hw();
         Ok(vec![x[0], c.out_channels, ho, wo])
     }
 
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
-        let oshape = self
-            .output_shape(x.shape())
-            .expect("conv input shape (checked when the network was built)");
+        let oshape = self.output_shape(x.shape()).expect("conv input shape (checked when the network was built)");
         let g = self.geometry(x.shape());
         let (b, groups) = (x.batch(), self.cfg.groups);
         let cout_g = self.cfg.out_channels / groups;
@@ -191,47 +167,34 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let bias = self.bias.as_ref().map(|p| p.value.data());
         let relu = self.cfg.relu;
         let mut y = Tensor::uninit(&oshape);
-        y.data_mut()
-            .par_chunks_mut(chunk * per_out)
-            .zip(x.data().par_chunks(chunk * per_in))
-            .for_each(|(yc, xc)| {
-                let mut cols = if g.is_pointwise() {
-                    Vec::new()
-                } else {
-                    T::pool().take(g.buffer_len())
-                };
-                for (yi, xi) in yc.chunks_mut(per_out).zip(xc.chunks(per_in)) {
-                    for grp in 0..groups {
-                        let xg = &xi[grp * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                        let src: &[T] = if g.is_pointwise() {
-                            xg
-                        } else {
-                            im2col(&g, xg, &mut cols);
-                            &cols
-                        };
-                        let yg = &mut yi[grp * cout_g * n..][..cout_g * n];
-                        if let Some(bias) = bias {
-                            for (row, &bv) in yg.chunks_mut(n).zip(&bias[grp * cout_g..]) {
-                                row.fill(bv);
-                            }
+        y.data_mut().par_chunks_mut(chunk * per_out).zip(x.data().par_chunks(chunk * per_in)).for_each(|(yc, xc)| {
+            let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
+            for (yi, xi) in yc.chunks_mut(per_out).zip(xc.chunks(per_in)) {
+                for grp in 0..groups {
+                    let xg = &xi[grp * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                    let src: &[T] = if g.is_pointwise() {
+                        xg
+                    } else {
+                        im2col(&g, xg, &mut cols);
+                        &cols
+                    };
+                    let yg = &mut yi[grp * cout_g * n..][..cout_g * n];
+                    if let Some(bias) = bias {
+                        for (row, &bv) in yg.chunks_mut(n).zip(&bias[grp * cout_g..]) {
+                            row.fill(bv);
                         }
-                        let wg = &w[grp * cout_g * kdim..][..cout_g * kdim];
-                        matmul(
-                            Mat::new(wg, cout_g, kdim),
-                            Mat::new(src, kdim, n),
-                            yg,
-                            bias.is_some(),
-                            1,
-                        );
                     }
-                    if relu {
-                        for v in yi.iter_mut() {
-                            *v = v.max(T::zero());
-                        }
+                    let wg = &w[grp * cout_g * kdim..][..cout_g * kdim];
+                    matmul(Mat::new(wg, cout_g, kdim), Mat::new(src, kdim, n), yg, bias.is_some(), 1);
+                }
+                if relu {
+                    for v in yi.iter_mut() {
+                        *v = v.max(T::zero());
                     }
                 }
-                T::pool().give(cols);
-            });
+            }
+            T::pool().give(cols);
+        });
         y
     }
 
@@ -245,17 +208,10 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let (per_in, per_out) = (x.len() / b.max(1), cout * n);
         let chunk = batch_chunk(b);
         let w = self.weight.value.data();
-        let (want_dw, want_db) = (
-            !self.weight.frozen,
-            self.bias.as_ref().is_some_and(|p| !p.frozen),
-        );
+        let (want_dw, want_db) = (!self.weight.frozen, self.bias.as_ref().is_some_and(|p| !p.frozen));
         let skip_dx = self.skip_dx;
         let relu = self.cfg.relu;
-        let mut dx = if skip_dx {
-            Tensor::zeros(x.shape())
-        } else {
-            Tensor::uninit(x.shape())
-        };
+        let mut dx = if skip_dx { Tensor::zeros(x.shape()) } else { Tensor::uninit(x.shape()) };
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
             .data_mut()
@@ -264,27 +220,12 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             .zip(dy.data().par_chunks(chunk * per_out))
             .zip(y.data().par_chunks(chunk * per_out))
             .map(|(((dxc, xc), dyc), yc)| {
-                let mut dw = if want_dw {
-                    T::pool().take_zeroed(w.len())
-                } else {
-                    Vec::new()
-                };
+                let mut dw = if want_dw { T::pool().take_zeroed(w.len()) } else { Vec::new() };
                 let mut db = vec![T::zero(); if want_db { cout } else { 0 }];
-                let mut cols = if g.is_pointwise() {
-                    Vec::new()
-                } else {
-                    T::pool().take(g.buffer_len())
-                };
-                let mut gated = if relu {
-                    T::pool().take(per_out)
-                } else {
-                    Vec::new()
-                };
-                for (((dxi, xi), dyi), yi) in dxc
-                    .chunks_mut(per_in)
-                    .zip(xc.chunks(per_in))
-                    .zip(dyc.chunks(per_out))
-                    .zip(yc.chunks(per_out))
+                let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
+                let mut gated = if relu { T::pool().take(per_out) } else { Vec::new() };
+                for (((dxi, xi), dyi), yi) in
+                    dxc.chunks_mut(per_in).zip(xc.chunks(per_in)).zip(dyc.chunks(per_out)).zip(yc.chunks(per_out))
                 {
                     // The fused ReLU passes the gradient only where it let the value through.
                     let dyi: &[T] = if relu {
@@ -326,9 +267,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                         }
                         if !skip_dx {
                             // dcols = W_g^T . dY_g, then fold the columns back onto the image.
-                            let wg =
-                                Mat::new(&w[grp * cout_g * kdim..][..cout_g * kdim], cout_g, kdim)
-                                    .t();
+                            let wg = Mat::new(&w[grp * cout_g * kdim..][..cout_g * kdim], cout_g, kdim).t();
                             let dxg = &mut dxi[grp * in_len..][..in_len];
                             if g.is_pointwise() {
                                 matmul(wg, Mat::new(dyg, cout_g, n), dxg, false, 1);
@@ -380,8 +319,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
 
     fn macs(&self, x: &[usize]) -> u64 {
         let o = self.output_shape(x).unwrap_or_default();
-        let per_out =
-            (self.cfg.in_channels / self.cfg.groups * self.cfg.kernel * self.cfg.kernel) as u64;
+        let per_out = (self.cfg.in_channels / self.cfg.groups * self.cfg.kernel * self.cfg.kernel) as u64;
         o.iter().product::<usize>() as u64 * per_out
     }
 }
@@ -413,11 +351,7 @@ mod tests {
                                     let ih = (oh * c.stride + i) as isize - c.padding as isize;
                                     let iw = (ow * c.stride + j) as isize - c.padding as isize;
                                     if ih >= 0 && iw >= 0 && ih < h && iw < w {
-                                        let xi = ((b * c.in_channels + grp * cin_g + ci) as isize
-                                            * h
-                                            + ih)
-                                            * w
-                                            + iw;
+                                        let xi = ((b * c.in_channels + grp * cin_g + ci) as isize * h + ih) * w + iw;
                                         acc += x.data()[xi as usize]
                                             * wt[((co * cin_g + ci) * c.kernel + i) * c.kernel + j];
                                     }
@@ -455,20 +389,13 @@ mod tests {
             if let Some(b) = &mut conv.bias {
                 b.value = Tensor::from_fn(&[cfg.out_channels], |i| i as f64 * 0.1 - 0.2);
             }
-            let x = Tensor::from_fn(&[3, cfg.in_channels, 7, 6], |i| {
-                ((i * 37 % 101) as f64 / 50.0) - 1.0
-            });
+            let x = Tensor::from_fn(&[3, cfg.in_channels, 7, 6], |i| ((i * 37 % 101) as f64 / 50.0) - 1.0);
             let y = conv.forward(&x, Mode::Train);
             let mut want = reference(&x, &conv);
             if cfg.relu {
                 want.iter_mut().for_each(|v| *v = v.max(0.0));
             }
-            let err = y
-                .data()
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            let err = y.data().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(err < 1e-12, "{cfg:?}: max error {err}");
         }
     }

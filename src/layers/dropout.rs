@@ -21,17 +21,9 @@ pub struct Dropout<T: Float> {
 impl<T: Float> Dropout<T> {
     pub fn new(p_keep: f64, seed: u64) -> Result<Self> {
         if !(p_keep > 0.0 && p_keep <= 1.0) {
-            return Err(Error::Config(format!(
-                "dropout: keep probability must be in (0, 1], got {p_keep}"
-            )));
+            return Err(Error::Config(format!("dropout: keep probability must be in (0, 1], got {p_keep}")));
         }
-        Ok(Dropout {
-            p_keep,
-            rng: rng(seed),
-            mask: Vec::new(),
-            frozen: false,
-            last_mode: Mode::Train,
-        })
+        Ok(Dropout { p_keep, rng: rng(seed), mask: Vec::new(), frozen: false, last_mode: Mode::Train })
     }
 }
 
@@ -52,13 +44,7 @@ impl<T: Float> Layer<T> for Dropout<T> {
             let p = self.p_keep;
             self.mask.clear();
             let rng = &mut self.rng;
-            self.mask.extend((0..x.len()).map(|_| {
-                if rng.random::<f64>() < p {
-                    scale
-                } else {
-                    T::zero()
-                }
-            }));
+            self.mask.extend((0..x.len()).map(|_| if rng.random::<f64>() < p { scale } else { T::zero() }));
         }
         let mut y = Tensor::uninit(x.shape());
         crate::kernels::elementwise::map2(x.data(), &self.mask, y.data_mut(), |a, m| a * m);
@@ -94,11 +80,7 @@ mod tests {
         // Survivors are scaled by 1/p, so E[train output] = test output.
         let ratio = ytrain.sum() / yt.sum();
         assert!((ratio - 1.0).abs() < 0.01, "E[train]/test = {ratio}");
-        assert!(ytrain
-            .data()
-            .iter()
-            .zip(x.data())
-            .all(|(&y, &v)| y == 0.0 || y == 2.0 * v));
+        assert!(ytrain.data().iter().zip(x.data()).all(|(&y, &v)| y == 0.0 || y == 2.0 * v));
     }
 
     #[test]
@@ -111,14 +93,7 @@ mod tests {
     fn gradcheck_train_and_eval() {
         for mode in [Mode::Train, Mode::Eval] {
             let mut d = Dropout::<f64>::new(0.6, 1).unwrap();
-            let rep = check_layer(
-                &mut d,
-                &random_input(&[4, 10], 2),
-                &Options {
-                    mode,
-                    ..Options::default()
-                },
-            );
+            let rep = check_layer(&mut d, &random_input(&[4, 10], 2), &Options { mode, ..Options::default() });
             assert!(rep.max_rel_error() < 1e-6, "{rep}");
         }
     }

@@ -26,13 +26,7 @@ impl<T: Float> Layer<T> for Elu {
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let mut y = Tensor::uninit(x.shape());
         let a = T::c(self.alpha);
-        map(x.data(), y.data_mut(), |v| {
-            if v > T::zero() {
-                v
-            } else {
-                a * (v.exp() - T::one())
-            }
-        });
+        map(x.data(), y.data_mut(), |v| if v > T::zero() { v } else { a * (v.exp() - T::one()) });
         y
     }
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
@@ -42,11 +36,7 @@ impl<T: Float> Layer<T> for Elu {
         let a = T::c(self.alpha);
         let (xd, yd, dyd) = (x.data(), y.data(), dy.data());
         for (i, o) in dx.data_mut().iter_mut().enumerate() {
-            *o = if xd[i] > T::zero() {
-                dyd[i]
-            } else {
-                dyd[i] * (yd[i] + a)
-            };
+            *o = if xd[i] > T::zero() { dyd[i] } else { dyd[i] * (yd[i] + a) };
         }
         dx
     }
@@ -60,11 +50,7 @@ mod tests {
     #[test]
     fn gradcheck() {
         let mut layer = Elu { alpha: 1.0 };
-        let rep = check_layer(
-            &mut layer,
-            &random_input(&[2, 3, 4, 5], 7),
-            &Options::default(),
-        );
+        let rep = check_layer(&mut layer, &random_input(&[2, 3, 4, 5], 7), &Options::default());
         assert!(rep.max_rel_error() < 1e-6, "{rep}");
         assert_eq!(rep.kinks_skipped(), 0);
     }

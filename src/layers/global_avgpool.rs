@@ -18,11 +18,7 @@ impl<T: Float> Layer<T> for GlobalAvgPool {
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let hw = x.shape()[2] * x.shape()[3];
         let inv = T::one() / T::c(hw as f64);
-        let v: Vec<T> = x
-            .data()
-            .chunks(hw)
-            .map(|p| p.iter().copied().sum::<T>() * inv)
-            .collect();
+        let v: Vec<T> = x.data().chunks(hw).map(|p| p.iter().copied().sum::<T>() * inv).collect();
         Tensor::from_vec(&[x.shape()[0], x.shape()[1]], v)
     }
     fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
@@ -45,11 +41,7 @@ mod tests {
     fn gradcheck_and_value() {
         let x = Tensor::<f64>::from_fn(&[1, 2, 2, 2], |i| i as f64);
         assert_eq!(GlobalAvgPool.forward(&x, Mode::Train).data(), &[1.5, 5.5]);
-        let rep = check_layer(
-            &mut GlobalAvgPool,
-            &random_input(&[3, 4, 3, 5], 2),
-            &Options::default(),
-        );
+        let rep = check_layer(&mut GlobalAvgPool, &random_input(&[3, 4, 3, 5], 2), &Options::default());
         assert!(rep.max_rel_error() < 1e-6, "{rep}");
     }
 }

@@ -26,26 +26,14 @@ impl<T: Float> Layer<T> for LeakyRelu {
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let mut y = Tensor::uninit(x.shape());
         let s = T::c(self.slope);
-        map(x.data(), y.data_mut(), |v| {
-            if v > T::zero() {
-                v
-            } else {
-                s * v
-            }
-        });
+        map(x.data(), y.data_mut(), |v| if v > T::zero() { v } else { s * v });
         y
     }
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let _ = (x, y);
         let mut dx = Tensor::uninit(x.shape());
         let s = T::c(self.slope);
-        map2(x.data(), dy.data(), dx.data_mut(), |x, d| {
-            if x > T::zero() {
-                d
-            } else {
-                s * d
-            }
-        });
+        map2(x.data(), dy.data(), dx.data_mut(), |x, d| if x > T::zero() { d } else { s * d });
         dx
     }
 }
@@ -58,11 +46,7 @@ mod tests {
     #[test]
     fn gradcheck() {
         let mut layer = LeakyRelu { slope: 0.1 };
-        let rep = check_layer(
-            &mut layer,
-            &random_input(&[2, 3, 4, 5], 7),
-            &Options::default(),
-        );
+        let rep = check_layer(&mut layer, &random_input(&[2, 3, 4, 5], 7), &Options::default());
         assert!(rep.max_rel_error() < 1e-6, "{rep}");
         assert_eq!(rep.kinks_skipped(), 0);
     }

@@ -20,12 +20,7 @@ pub struct LinearConfig {
 
 impl LinearConfig {
     pub fn new(in_features: usize, out_features: usize) -> Self {
-        LinearConfig {
-            in_features,
-            out_features,
-            bias: true,
-            init: Init::HeNormal,
-        }
+        LinearConfig { in_features, out_features, bias: true, init: Init::HeNormal }
     }
     pub fn init(mut self, i: Init) -> Self {
         self.init = i;
@@ -33,22 +28,13 @@ impl LinearConfig {
     }
     pub fn build<T: Float>(&self, rng: &mut impl rand::Rng) -> Result<Linear<T>> {
         if self.in_features == 0 || self.out_features == 0 {
-            return Err(Error::Config(format!(
-                "linear: feature counts must be positive, got {self:?}"
-            )));
+            return Err(Error::Config(format!("linear: feature counts must be positive, got {self:?}")));
         }
-        let w = self.init.tensor(
-            &[self.out_features, self.in_features],
-            self.in_features,
-            self.out_features,
-            rng,
-        );
+        let w = self.init.tensor(&[self.out_features, self.in_features], self.in_features, self.out_features, rng);
         Ok(Linear {
             cfg: self.clone(),
             weight: Param::new(w, ParamKind::Weight),
-            bias: self
-                .bias
-                .then(|| Param::new(Tensor::zeros(&[self.out_features]), ParamKind::Bias)),
+            bias: self.bias.then(|| Param::new(Tensor::zeros(&[self.out_features]), ParamKind::Bias)),
         })
     }
 }
@@ -85,13 +71,7 @@ impl<T: Float> Layer<T> for Linear<T> {
             }
         }
         let w = Mat::new(self.weight.value.data(), fout, fin).t();
-        matmul(
-            Mat::new(x.data(), b, fin),
-            w,
-            y.data_mut(),
-            self.bias.is_some(),
-            threads(),
-        );
+        matmul(Mat::new(x.data(), b, fin), w, y.data_mut(), self.bias.is_some(), threads());
         y
     }
 
@@ -100,13 +80,7 @@ impl<T: Float> Layer<T> for Linear<T> {
         let dym = Mat::new(dy.data(), b, fout);
         if !self.weight.frozen {
             // dW += dy^T x
-            matmul(
-                dym.t(),
-                Mat::new(x.data(), b, fin),
-                self.weight.grad.data_mut(),
-                true,
-                threads(),
-            );
+            matmul(dym.t(), Mat::new(x.data(), b, fin), self.weight.grad.data_mut(), true, threads());
         }
         if let Some(p) = self.bias.as_mut().filter(|p| !p.frozen) {
             for row in dy.data().chunks(fout) {
@@ -116,13 +90,7 @@ impl<T: Float> Layer<T> for Linear<T> {
             }
         }
         let mut dx = Tensor::uninit(x.shape());
-        matmul(
-            dym,
-            Mat::new(self.weight.value.data(), fout, fin),
-            dx.data_mut(),
-            false,
-            threads(),
-        );
+        matmul(dym, Mat::new(self.weight.value.data(), fout, fin), dx.data_mut(), false, threads());
         dx
     }
 
@@ -145,9 +113,7 @@ mod tests {
 
     #[test]
     fn forward_by_hand() {
-        let mut fc = LinearConfig::new(2, 2)
-            .build::<f64>(&mut crate::init::rng(0))
-            .unwrap();
+        let mut fc = LinearConfig::new(2, 2).build::<f64>(&mut crate::init::rng(0)).unwrap();
         fc.weight.value = Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]);
         fc.bias.as_mut().unwrap().value = Tensor::from_vec(&[2], vec![0.5, -0.5]);
         let y = fc.forward(&Tensor::from_vec(&[1, 2], vec![1.0, -1.0]), Mode::Train);
@@ -156,9 +122,7 @@ mod tests {
 
     #[test]
     fn gradcheck() {
-        let mut fc = LinearConfig::new(7, 5)
-            .build::<f64>(&mut crate::init::rng(0))
-            .unwrap();
+        let mut fc = LinearConfig::new(7, 5).build::<f64>(&mut crate::init::rng(0)).unwrap();
         let rep = check_layer(&mut fc, &random_input(&[4, 7], 3), &Options::default());
         assert!(rep.max_rel_error() < 1e-6, "{rep}");
     }

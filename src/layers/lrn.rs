@@ -19,23 +19,14 @@ pub struct LocalResponseNorm<T: Float> {
 
 impl<T: Float> LocalResponseNorm<T> {
     pub fn new(size: usize, alpha: f64, beta: f64, k: f64) -> Self {
-        LocalResponseNorm {
-            size,
-            alpha,
-            beta,
-            k,
-            scale: Vec::new(),
-        }
+        LocalResponseNorm { size, alpha, beta, k, scale: Vec::new() }
     }
     /// AlexNet's constants.
     pub fn alexnet() -> Self {
         Self::new(5, 1e-4, 0.75, 2.0)
     }
     fn window(&self, c: usize, channels: usize) -> (usize, usize) {
-        (
-            c.saturating_sub(self.size / 2),
-            (c + (self.size - 1) / 2 + 1).min(channels),
-        )
+        (c.saturating_sub(self.size / 2), (c + (self.size - 1) / 2 + 1).min(channels))
     }
 }
 
@@ -49,11 +40,7 @@ impl<T: Float> Layer<T> for LocalResponseNorm<T> {
     }
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let (c, s) = (x.shape()[1], x.shape()[2] * x.shape()[3]);
-        let (k, an, beta) = (
-            T::c(self.k),
-            T::c(self.alpha / self.size as f64),
-            T::c(self.beta),
-        );
+        let (k, an, beta) = (T::c(self.k), T::c(self.alpha / self.size as f64), T::c(self.beta));
         self.scale.resize(x.len(), T::zero());
         let me = LocalResponseNorm::<T>::new(self.size, self.alpha, self.beta, self.k);
         let mut y = Tensor::uninit(x.shape());
@@ -91,14 +78,9 @@ impl<T: Float> Layer<T> for LocalResponseNorm<T> {
                     for p in 0..s {
                         let at = j * s + p;
                         let cross: T = (lo..hi)
-                            .map(|cc| {
-                                dyi[cc * s + p]
-                                    * xi[cc * s + p]
-                                    * si[cc * s + p].powf(-beta - T::one())
-                            })
+                            .map(|cc| dyi[cc * s + p] * xi[cc * s + p] * si[cc * s + p].powf(-beta - T::one()))
                             .sum();
-                        dxi[at] =
-                            dyi[at] * si[at].powf(-beta) - T::c(2.0) * an * beta * xi[at] * cross;
+                        dxi[at] = dyi[at] * si[at].powf(-beta) - T::c(2.0) * an * beta * xi[at] * cross;
                     }
                 }
             });
@@ -128,11 +110,7 @@ mod tests {
         for size in [5, 4] {
             // A large alpha makes the cross-channel terms matter.
             let mut lrn = LocalResponseNorm::<f64>::new(size, 0.5, 0.75, 1.0);
-            let rep = check_layer(
-                &mut lrn,
-                &random_input(&[2, 7, 3, 3], 5),
-                &Options::default(),
-            );
+            let rep = check_layer(&mut lrn, &random_input(&[2, 7, 3, 3], 5), &Options::default());
             assert!(rep.max_rel_error() < 1e-6, "{rep}");
         }
     }

@@ -14,10 +14,7 @@ pub struct Maxout {
 
 impl Maxout {
     pub fn new(pieces: usize) -> Self {
-        Maxout {
-            pieces,
-            argmax: Vec::new(),
-        }
+        Maxout { pieces, argmax: Vec::new() }
     }
 }
 

@@ -18,12 +18,7 @@ pub struct MaxPool2d {
 
 impl MaxPool2d {
     pub fn new(kernel: usize, stride: usize) -> Self {
-        MaxPool2d {
-            kernel,
-            stride,
-            padding: 0,
-            argmax: Vec::new(),
-        }
+        MaxPool2d { kernel, stride, padding: 0, argmax: Vec::new() }
     }
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = p;
@@ -36,13 +31,7 @@ pub(crate) fn pool_out(len: usize, k: usize, s: usize, p: usize) -> usize {
     (len + 2 * p - k) / s + 1
 }
 
-pub(crate) fn check_pool(
-    name: &str,
-    x: &[usize],
-    k: usize,
-    s: usize,
-    p: usize,
-) -> Result<Vec<usize>> {
+pub(crate) fn check_pool(name: &str, x: &[usize], k: usize, s: usize, p: usize) -> Result<Vec<usize>> {
     expect_rank(name, x, 4)?;
     if k == 0 || s == 0 || 2 * p > k {
         return Err(Error::Config(format!(
@@ -50,16 +39,9 @@ pub(crate) fn check_pool(
         )));
     }
     if x[2] + 2 * p < k || x[3] + 2 * p < k {
-        return Err(Error::Shape(format!(
-            "{name} {k}x{k}: input {x:?} is smaller than the window"
-        )));
+        return Err(Error::Shape(format!("{name} {k}x{k}: input {x:?} is smaller than the window")));
     }
-    Ok(vec![
-        x[0],
-        x[1],
-        pool_out(x[2], k, s, p),
-        pool_out(x[3], k, s, p),
-    ])
+    Ok(vec![x[0], x[1], pool_out(x[2], k, s, p), pool_out(x[3], k, s, p)])
 }
 
 /// The common 2x2, stride-2 case (VGG, the benchmark nets): no window bounds to compute.
@@ -146,11 +128,7 @@ impl<T: Float> Layer<T> for MaxPool2d {
             .zip(self.argmax.par_chunks_mut(ho * wo * planes_per_task))
             .zip(x.data().par_chunks(h * w * planes_per_task))
             .for_each(|((yc, ac), xc)| {
-                for ((yp, ap), xp) in yc
-                    .chunks_mut(ho * wo)
-                    .zip(ac.chunks_mut(ho * wo))
-                    .zip(xc.chunks(h * w))
-                {
+                for ((yp, ap), xp) in yc.chunks_mut(ho * wo).zip(ac.chunks_mut(ho * wo)).zip(xc.chunks(h * w)) {
                     if fast {
                         pool2x2(xp, w, ho, wo, yp, ap);
                     } else {
@@ -170,8 +148,7 @@ impl<T: Float> Layer<T> for MaxPool2d {
             .zip(self.argmax.par_chunks(ohw * per))
             .zip(dy.data().par_chunks(ohw * per))
             .for_each(|((dxc, ac), dyc)| {
-                for ((dxp, ap), dyp) in dxc.chunks_mut(hw).zip(ac.chunks(ohw)).zip(dyc.chunks(ohw))
-                {
+                for ((dxp, ap), dyp) in dxc.chunks_mut(hw).zip(ac.chunks(ohw)).zip(dyc.chunks(ohw)) {
                     for (&i, &d) in ap.iter().zip(dyp) {
                         dxp[i as usize] += d;
                     }
@@ -200,11 +177,7 @@ mod tests {
         // Inputs are distinct by far more than the finite-difference step, so no window changes its winner.
         for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {
             let mut pool = MaxPool2d::new(k, s).padding(p);
-            let rep = check_layer(
-                &mut pool,
-                &random_input(&[2, 3, 6, 7], 4),
-                &Options::default(),
-            );
+            let rep = check_layer(&mut pool, &random_input(&[2, 3, 6, 7], 4), &Options::default());
             assert!(rep.max_rel_error() < 1e-6, "{rep}");
             assert_eq!(rep.kinks_skipped(), 0);
         }

@@ -67,12 +67,7 @@ pub struct Param<T: Float> {
 impl<T: Float> Param<T> {
     pub fn new(value: Tensor<T>, kind: ParamKind) -> Self {
         let grad = Tensor::zeros(value.shape());
-        Param {
-            value,
-            grad,
-            kind,
-            frozen: false,
-        }
+        Param { value, grad, kind, frozen: false }
     }
 }
 
@@ -121,11 +116,7 @@ pub(crate) fn expect_rank(layer: &str, input: &[usize], rank: usize) -> Result<(
     if input.len() != rank {
         return Err(crate::Error::Shape(format!(
             "{layer} expects a {rank}-d input ({}), got shape {input:?}",
-            if rank == 4 {
-                "batch, channels, height, width"
-            } else {
-                "batch, features"
-            }
+            if rank == 4 { "batch, channels, height, width" } else { "batch, features" }
         )));
     }
     Ok(())

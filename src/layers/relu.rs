@@ -23,13 +23,7 @@ impl<T: Float> Layer<T> for Relu {
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let _ = (x, y);
         let mut dx = Tensor::uninit(x.shape());
-        map2(y.data(), dy.data(), dx.data_mut(), |y, d| {
-            if y > T::zero() {
-                d
-            } else {
-                T::zero()
-            }
-        });
+        map2(y.data(), dy.data(), dx.data_mut(), |y, d| if y > T::zero() { d } else { T::zero() });
         dx
     }
 }
@@ -42,11 +36,7 @@ mod tests {
     #[test]
     fn gradcheck() {
         let mut layer = Relu;
-        let rep = check_layer(
-            &mut layer,
-            &random_input(&[2, 3, 4, 5], 7),
-            &Options::default(),
-        );
+        let rep = check_layer(&mut layer, &random_input(&[2, 3, 4, 5], 7), &Options::default());
         assert!(rep.max_rel_error() < 1e-6, "{rep}");
         assert_eq!(rep.kinks_skipped(), 0);
     }

@@ -17,17 +17,13 @@ impl<T: Float> Layer<T> for Sigmoid {
     }
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let mut y = Tensor::uninit(x.shape());
-        map(x.data(), y.data_mut(), |v| {
-            T::one() / (T::one() + (-v).exp())
-        });
+        map(x.data(), y.data_mut(), |v| T::one() / (T::one() + (-v).exp()));
         y
     }
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let _ = (x, y);
         let mut dx = Tensor::uninit(x.shape());
-        map2(y.data(), dy.data(), dx.data_mut(), |y, d| {
-            d * y * (T::one() - y)
-        });
+        map2(y.data(), dy.data(), dx.data_mut(), |y, d| d * y * (T::one() - y));
         dx
     }
 }
@@ -40,11 +36,7 @@ mod tests {
     #[test]
     fn gradcheck() {
         let mut layer = Sigmoid;
-        let rep = check_layer(
-            &mut layer,
-            &random_input(&[2, 3, 4, 5], 7),
-            &Options::default(),
-        );
+        let rep = check_layer(&mut layer, &random_input(&[2, 3, 4, 5], 7), &Options::default());
         assert!(rep.max_rel_error() < 1e-6, "{rep}");
         assert_eq!(rep.kinks_skipped(), 0);
     }
@@ -54,10 +46,7 @@ mod tests {
         let mut layer = Sigmoid;
         let x = Tensor::<f64>::from_vec(&[1, 4], vec![-2.0, -0.5, 0.5, 2.0]);
         let y = Layer::<f64>::forward(&mut layer, &x, Mode::Train);
-        let want: Vec<f64> = [-2.0f64, -0.5, 0.5, 2.0]
-            .iter()
-            .map(|v| 1.0 / (1.0 + (-v).exp()))
-            .collect();
+        let want: Vec<f64> = [-2.0f64, -0.5, 0.5, 2.0].iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
         for (a, b) in y.data().iter().zip(&want) {
             assert!((a - b).abs() < 1e-12, "{:?} vs {want:?}", y.data());
         }

@@ -35,7 +35,7 @@ impl Loss {
     }
 }
 
-pub(crate) fn argmax<T: Float>(row: &[T]) -> usize {
+pub fn argmax<T: Float>(row: &[T]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
         if v > row[best] {

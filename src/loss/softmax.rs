@@ -10,12 +10,7 @@ pub fn softmax_cross_entropy<T: Float>(scores: &Tensor<T>, labels: &[usize]) -> 
     let inv_b = T::one() / T::c(b as f64);
     let mut d = Tensor::uninit(scores.shape());
     let (mut loss, mut correct) = (T::zero(), 0);
-    for ((row, drow), &y) in scores
-        .data()
-        .chunks(c)
-        .zip(d.data_mut().chunks_mut(c))
-        .zip(labels)
-    {
+    for ((row, drow), &y) in scores.data().chunks(c).zip(d.data_mut().chunks_mut(c)).zip(labels) {
         assert!(y < c, "label {y} out of range for {c} classes");
         // Shift by the max for numerical stability.
         let m = row.iter().fold(T::neg_infinity(), |a, &v| a.max(v));
@@ -31,11 +26,7 @@ pub fn softmax_cross_entropy<T: Float>(scores: &Tensor<T>, labels: &[usize]) -> 
         drow[y] -= inv_b;
         correct += usize::from(argmax(row) == y);
     }
-    LossOutput {
-        loss: loss * inv_b,
-        dscores: d,
-        correct,
-    }
+    LossOutput { loss: loss * inv_b, dscores: d, correct }
 }
 
 #[cfg(test)]

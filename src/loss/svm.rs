@@ -9,12 +9,7 @@ pub fn multiclass_svm<T: Float>(scores: &Tensor<T>, labels: &[usize]) -> LossOut
     let inv_b = T::one() / T::c(b as f64);
     let mut d = Tensor::zeros(scores.shape());
     let (mut loss, mut correct) = (T::zero(), 0);
-    for ((row, drow), &y) in scores
-        .data()
-        .chunks(c)
-        .zip(d.data_mut().chunks_mut(c))
-        .zip(labels)
-    {
+    for ((row, drow), &y) in scores.data().chunks(c).zip(d.data_mut().chunks_mut(c)).zip(labels) {
         assert!(y < c, "label {y} out of range for {c} classes");
         for j in 0..c {
             if j == y {
@@ -29,11 +24,7 @@ pub fn multiclass_svm<T: Float>(scores: &Tensor<T>, labels: &[usize]) -> LossOut
         }
         correct += usize::from(argmax(row) == y);
     }
-    LossOutput {
-        loss: loss * inv_b,
-        dscores: d,
-        correct,
-    }
+    LossOutput { loss: loss * inv_b, dscores: d, correct }
 }
 
 #[cfg(test)]

@@ -16,40 +16,16 @@ use crate::tensor::Float;
 use crate::Result;
 
 /// The basic block: conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU.
-pub fn basic_block<T: Float>(
-    cin: usize,
-    cout: usize,
-    stride: usize,
-    r: &mut Rng64,
-) -> Result<Residual<T>> {
+pub fn basic_block<T: Float>(cin: usize, cout: usize, stride: usize, r: &mut Rng64) -> Result<Residual<T>> {
     let main = Sequential::new()
-        .with(
-            "conv1",
-            Conv2dConfig::new(cin, cout, 3)
-                .stride(stride)
-                .padding(1)
-                .bias(false)
-                .build(r)?,
-        )
+        .with("conv1", Conv2dConfig::new(cin, cout, 3).stride(stride).padding(1).bias(false).build(r)?)
         .with("bn1", BatchNormConfig::new(cout).relu().build())
-        .with(
-            "conv2",
-            Conv2dConfig::new(cout, cout, 3)
-                .padding(1)
-                .bias(false)
-                .build(r)?,
-        )
+        .with("conv2", Conv2dConfig::new(cout, cout, 3).padding(1).bias(false).build(r)?)
         .with("bn2", BatchNormConfig::new(cout).build());
     let shortcut = if cin != cout || stride != 1 {
         Some(
             Sequential::new()
-                .with(
-                    "conv",
-                    Conv2dConfig::new(cin, cout, 1)
-                        .stride(stride)
-                        .bias(false)
-                        .build(r)?,
-                )
+                .with("conv", Conv2dConfig::new(cin, cout, 1).stride(stride).bias(false).build(r)?)
                 .with("bn", BatchNormConfig::new(cout).build()),
         )
     } else {
@@ -61,29 +37,19 @@ pub fn basic_block<T: Float>(
 /// A CIFAR ResNet of the given depth (`6n + 2`).
 pub fn build<T: Float>(depth: usize, o: &BuildOptions) -> Result<Sequential<T>> {
     if depth < 8 || (depth - 2) % 6 != 0 {
-        return Err(crate::Error::Config(format!(
-            "CIFAR ResNet depth must be 6n+2 (8, 20, 32, 56, ...), got {depth}"
-        )));
+        return Err(crate::Error::Config(format!("CIFAR ResNet depth must be 6n+2 (8, 20, 32, 56, ...), got {depth}")));
     }
     let blocks = (depth - 2) / 6;
     let mut r = rng(o.seed);
     let mut net = Sequential::new();
-    net.push(
-        "conv1",
-        Conv2dConfig::new(3, 16, 3)
-            .padding(1)
-            .bias(false)
-            .build::<T>(&mut r)?,
-    );
+    net.push("conv1", Conv2dConfig::new(3, 16, 3).padding(1).bias(false).build::<T>(&mut r)?);
     net.push("bn1", BatchNormConfig::new(16).relu().build::<T>());
     let mut cin = 16;
     for (i, (cout, stride)) in [(16, 1), (32, 2), (64, 2)].into_iter().enumerate() {
         let mut stage = Sequential::new();
         for b in 0..blocks {
-            stage.push(
-                format!("block{}", b + 1),
-                basic_block::<T>(cin, cout, if b == 0 { stride } else { 1 }, &mut r)?,
-            );
+            stage
+                .push(format!("block{}", b + 1), basic_block::<T>(cin, cout, if b == 0 { stride } else { 1 }, &mut r)?);
             cin = cout;
         }
         net.push(format!("stage{}", i + 1), stage);

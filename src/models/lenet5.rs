@@ -14,24 +14,12 @@ use crate::Result;
 pub fn build<T: Float>(o: &BuildOptions) -> Result<Sequential<T>> {
     let mut r = rng(o.seed);
     Ok(Sequential::new()
-        .with(
-            "conv1",
-            Conv2dConfig::new(1, 6, 5)
-                .padding(2)
-                .relu()
-                .build::<T>(&mut r)?,
-        )
+        .with("conv1", Conv2dConfig::new(1, 6, 5).padding(2).relu().build::<T>(&mut r)?)
         .with("pool1", MaxPool2d::new(2, 2))
-        .with(
-            "conv2",
-            Conv2dConfig::new(6, 16, 5).relu().build::<T>(&mut r)?,
-        )
+        .with("conv2", Conv2dConfig::new(6, 16, 5).relu().build::<T>(&mut r)?)
         .with("pool2", MaxPool2d::new(2, 2))
         .with("flatten", Flatten)
-        .with(
-            "fc1",
-            LinearConfig::new(16 * 5 * 5, 120).build::<T>(&mut r)?,
-        )
+        .with("fc1", LinearConfig::new(16 * 5 * 5, 120).build::<T>(&mut r)?)
         .with("relu1", Relu)
         .with("fc2", LinearConfig::new(120, 84).build::<T>(&mut r)?)
         .with("relu2", Relu)

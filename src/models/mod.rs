@@ -34,22 +34,13 @@ pub struct BuildOptions {
 type Builder<T> = fn(&BuildOptions) -> Result<Sequential<T>>;
 
 fn info(name: &'static str, description: &'static str, input: [usize; 3]) -> ModelInfo {
-    ModelInfo {
-        name,
-        description,
-        input,
-        classes: 10,
-    }
+    ModelInfo { name, description, input, classes: 10 }
 }
 
 fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
     vec![
         (
-            info(
-                "lenet5",
-                "LeNet-5: CONV-POOL-CONV-POOL-FC-FC-FC with ReLU, for 28x28 grey digits",
-                [1, 28, 28],
-            ),
+            info("lenet5", "LeNet-5: CONV-POOL-CONV-POOL-FC-FC-FC with ReLU, for 28x28 grey digits", [1, 28, 28]),
             lenet5::build::<T>,
         ),
         (
@@ -69,29 +60,11 @@ fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
             |o| cifar_resnet::build::<T>(8, o),
         ),
         (
-            info(
-                "resnet20",
-                "CIFAR ResNet-20 (He et al. 2015), 3 blocks per stage, 0.27M parameters",
-                [3, 32, 32],
-            ),
+            info("resnet20", "CIFAR ResNet-20 (He et al. 2015), 3 blocks per stage, 0.27M parameters", [3, 32, 32]),
             |o| cifar_resnet::build::<T>(20, o),
         ),
-        (
-            info(
-                "resnet32",
-                "CIFAR ResNet-32, 5 blocks per stage",
-                [3, 32, 32],
-            ),
-            |o| cifar_resnet::build::<T>(32, o),
-        ),
-        (
-            info(
-                "resnet56",
-                "CIFAR ResNet-56, 9 blocks per stage",
-                [3, 32, 32],
-            ),
-            |o| cifar_resnet::build::<T>(56, o),
-        ),
+        (info("resnet32", "CIFAR ResNet-32, 5 blocks per stage", [3, 32, 32]), |o| cifar_resnet::build::<T>(32, o)),
+        (info("resnet56", "CIFAR ResNet-56, 9 blocks per stage", [3, 32, 32]), |o| cifar_resnet::build::<T>(56, o)),
     ]
 }
 
@@ -105,20 +78,11 @@ pub fn build<T: Float>(name: &str, classes: Option<usize>, seed: u64) -> Result<
     let reg = registry::<T>();
     let Some((info, builder)) = reg.into_iter().find(|(i, _)| i.name == name) else {
         let known = list().iter().map(|i| i.name).collect::<Vec<_>>().join(", ");
-        return Err(Error::Unknown {
-            kind: "model",
-            name: name.to_string(),
-            known,
-        });
+        return Err(Error::Unknown { kind: "model", name: name.to_string(), known });
     };
     let classes = classes.unwrap_or(info.classes);
     let net = builder(&BuildOptions { classes, seed })?;
-    let model = Model {
-        name: name.to_string(),
-        input: info.input,
-        classes,
-        net,
-    };
+    let model = Model { name: name.to_string(), input: info.input, classes, net };
     model.net.output_shape(&model.batch_shape(1))?;
     Ok(model)
 }
@@ -131,12 +95,7 @@ impl<T: Float> Model<T> {
         self.net.forward(x, mode)
     }
     /// Backpropagates `dscores` through the network, accumulating parameter gradients.
-    pub fn backward(
-        &mut self,
-        x: &Tensor<T>,
-        scores: &Tensor<T>,
-        dscores: &Tensor<T>,
-    ) -> Tensor<T> {
+    pub fn backward(&mut self, x: &Tensor<T>, scores: &Tensor<T>, dscores: &Tensor<T>) -> Tensor<T> {
         self.net.backward(x, scores, dscores)
     }
     pub fn visit_params(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {

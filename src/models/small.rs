@@ -15,20 +15,11 @@ pub fn build<T: Float>(o: &BuildOptions) -> Result<Sequential<T>> {
     let mut net = Sequential::new();
     let mut cin = 3;
     for (i, cout) in [32, 64, 128].into_iter().enumerate() {
-        net.push(
-            format!("conv{}", i + 1),
-            Conv2dConfig::new(cin, cout, 3)
-                .padding(1)
-                .relu()
-                .build::<T>(&mut r)?,
-        );
+        net.push(format!("conv{}", i + 1), Conv2dConfig::new(cin, cout, 3).padding(1).relu().build::<T>(&mut r)?);
         net.push(format!("pool{}", i + 1), MaxPool2d::new(2, 2));
         cin = cout;
     }
     net.push("flatten", Flatten);
-    net.push(
-        "fc",
-        LinearConfig::new(128 * 4 * 4, o.classes).build::<T>(&mut r)?,
-    );
+    net.push("fc", LinearConfig::new(128 * 4 * 4, o.classes).build::<T>(&mut r)?);
     Ok(net)
 }

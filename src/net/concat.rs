@@ -13,20 +13,13 @@ pub struct Concat<T: Float> {
 
 impl<T: Float> Concat<T> {
     pub fn new(branches: Vec<(String, Sequential<T>)>) -> Self {
-        Concat {
-            branches,
-            outs: Vec::new(),
-        }
+        Concat { branches, outs: Vec::new() }
     }
 }
 
 impl<T: Float> Layer<T> for Concat<T> {
     fn describe(&self) -> String {
-        let parts: Vec<String> = self
-            .branches
-            .iter()
-            .map(|(_, b)| format!("[{}]", b.describe()))
-            .collect();
+        let parts: Vec<String> = self.branches.iter().map(|(_, b)| format!("[{}]", b.describe())).collect();
         format!("concat({})", parts.join(" | "))
     }
 
@@ -50,15 +43,8 @@ impl<T: Float> Layer<T> for Concat<T> {
     }
 
     fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
-        self.outs = self
-            .branches
-            .iter_mut()
-            .map(|(_, b)| b.forward(x, mode))
-            .collect();
-        let (bsz, s) = (
-            self.outs[0].batch(),
-            self.outs[0].shape()[2..].iter().product::<usize>(),
-        );
+        self.outs = self.branches.iter_mut().map(|(_, b)| b.forward(x, mode)).collect();
+        let (bsz, s) = (self.outs[0].batch(), self.outs[0].shape()[2..].iter().product::<usize>());
         let ctot: usize = self.outs.iter().map(|o| o.shape()[1]).sum();
         let mut shape = self.outs[0].shape().to_vec();
         shape[1] = ctot;
@@ -138,23 +124,14 @@ mod tests {
     fn gradcheck_inception_like_branches() {
         let mut r = rng(5);
         let mut c = Concat::new(vec![
-            (
-                "b1".into(),
-                Sequential::new().with("conv", Conv2dConfig::new(3, 2, 1).build(&mut r).unwrap()),
-            ),
+            ("b1".into(), Sequential::new().with("conv", Conv2dConfig::new(3, 2, 1).build(&mut r).unwrap())),
             (
                 "b2".into(),
                 Sequential::new()
-                    .with(
-                        "conv",
-                        Conv2dConfig::new(3, 4, 3).padding(1).build(&mut r).unwrap(),
-                    )
+                    .with("conv", Conv2dConfig::new(3, 4, 3).padding(1).build(&mut r).unwrap())
                     .with("act", Tanh),
             ),
-            (
-                "b3".into(),
-                Sequential::new().with("pool", MaxPool2d::new(3, 1).padding(1)),
-            ),
+            ("b3".into(), Sequential::new().with("pool", MaxPool2d::new(3, 1).padding(1))),
         ]);
         assert_eq!(c.output_shape(&[2, 3, 5, 5]).unwrap(), vec![2, 9, 5, 5]);
         let rep = check_layer(&mut c, &random_input(&[2, 3, 5, 5], 4), &Options::default());

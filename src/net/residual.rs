@@ -19,28 +19,14 @@ pub struct Residual<T: Float> {
 
 impl<T: Float> Residual<T> {
     pub fn new(main: Sequential<T>, shortcut: Option<Sequential<T>>, relu: bool) -> Self {
-        Residual {
-            main,
-            shortcut,
-            relu,
-            main_out: None,
-            short_out: None,
-        }
+        Residual { main, shortcut, relu, main_out: None, short_out: None }
     }
 }
 
 impl<T: Float> Layer<T> for Residual<T> {
     fn describe(&self) -> String {
-        let sc = if self.shortcut.is_some() {
-            "projection"
-        } else {
-            "identity"
-        };
-        format!(
-            "residual[{}] + {sc}{}",
-            self.main.describe(),
-            if self.relu { " -> relu" } else { "" }
-        )
+        let sc = if self.shortcut.is_some() { "projection" } else { "identity" };
+        format!("residual[{}] + {sc}{}", self.main.describe(), if self.relu { " -> relu" } else { "" })
     }
 
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
@@ -90,10 +76,7 @@ impl<T: Float> Layer<T> for Residual<T> {
         } else {
             dy.clone()
         };
-        let a = self
-            .main_out
-            .take()
-            .expect("residual backward before forward");
+        let a = self.main_out.take().expect("residual backward before forward");
         let mut dx = self.main.backward(x, &a, &dsum);
         match (&mut self.shortcut, self.short_out.take()) {
             (Some(sc), Some(s)) => dx.add_assign(&sc.backward(x, &s, &dsum)),
@@ -146,36 +129,14 @@ mod tests {
 
     fn block(cin: usize, cout: usize, stride: usize, r: &mut crate::init::Rng64) -> Residual<f64> {
         let main = Sequential::new()
-            .with(
-                "conv1",
-                Conv2dConfig::new(cin, cout, 3)
-                    .stride(stride)
-                    .padding(1)
-                    .bias(false)
-                    .build(r)
-                    .unwrap(),
-            )
+            .with("conv1", Conv2dConfig::new(cin, cout, 3).stride(stride).padding(1).bias(false).build(r).unwrap())
             .with("bn1", BatchNormConfig::new(cout).build())
             .with("relu", Relu)
-            .with(
-                "conv2",
-                Conv2dConfig::new(cout, cout, 3)
-                    .padding(1)
-                    .bias(false)
-                    .build(r)
-                    .unwrap(),
-            )
+            .with("conv2", Conv2dConfig::new(cout, cout, 3).padding(1).bias(false).build(r).unwrap())
             .with("bn2", BatchNormConfig::new(cout).build());
         let shortcut = (cin != cout || stride != 1).then(|| {
             Sequential::new()
-                .with(
-                    "conv",
-                    Conv2dConfig::new(cin, cout, 1)
-                        .stride(stride)
-                        .bias(false)
-                        .build(r)
-                        .unwrap(),
-                )
+                .with("conv", Conv2dConfig::new(cin, cout, 1).stride(stride).bias(false).build(r).unwrap())
                 .with("bn", BatchNormConfig::new(cout).build())
         });
         Residual::new(main, shortcut, true)
@@ -187,10 +148,7 @@ mod tests {
         for (cin, cout, stride) in [(3, 3, 1), (2, 4, 2)] {
             let mut b = block(cin, cout, stride, &mut r);
             for mode in [Mode::Train, Mode::Eval] {
-                let opts = Options {
-                    mode,
-                    ..Options::default()
-                };
+                let opts = Options { mode, ..Options::default() };
                 let rep = check_layer(&mut b, &random_input(&[2, cin, 6, 6], 1), &opts);
                 // ReLUs inside a block can sit near their kink for some perturbation; those are skipped and counted.
                 assert!(rep.max_rel_error() < 1e-5, "{mode:?}\n{rep}");

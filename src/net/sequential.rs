@@ -19,10 +19,7 @@ pub fn set_profiling(on: bool) {
 /// `(layer, forward seconds, backward seconds, calls)`, slowest first; resets the counters.
 pub fn take_profile() -> Vec<(String, f64, f64, usize)> {
     let mut m = PROFILE.lock().unwrap_or_else(|e| e.into_inner());
-    let mut v: Vec<_> = std::mem::take(&mut *m)
-        .into_iter()
-        .map(|(k, (f, b, n))| (k, f, b, n))
-        .collect();
+    let mut v: Vec<_> = std::mem::take(&mut *m).into_iter().map(|(k, (f, b, n))| (k, f, b, n)).collect();
     v.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)));
     v
 }
@@ -47,10 +44,7 @@ pub struct Sequential<T: Float> {
 
 impl<T: Float> Default for Sequential<T> {
     fn default() -> Self {
-        Sequential {
-            layers: Vec::new(),
-            acts: Vec::new(),
-        }
+        Sequential { layers: Vec::new(), acts: Vec::new() }
     }
 }
 

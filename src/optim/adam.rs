@@ -21,13 +21,7 @@ pub struct AdamConfig {
 
 impl AdamConfig {
     pub fn new(lr: f64) -> Self {
-        AdamConfig {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        AdamConfig { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
     }
     pub fn build<T: Float>(self) -> Result<Adam<T>> {
         if !(self.lr >= 0.0 && self.lr.is_finite()) {
@@ -35,22 +29,13 @@ impl AdamConfig {
         }
         for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&b) {
-                return Err(Error::Config(format!(
-                    "Invalid {name}: {b} (must be in [0, 1))"
-                )));
+                return Err(Error::Config(format!("Invalid {name}: {b} (must be in [0, 1))")));
             }
         }
         if !(self.eps > 0.0) || self.weight_decay < 0.0 {
-            return Err(Error::Config(format!(
-                "Invalid eps {} or weight decay {}",
-                self.eps, self.weight_decay
-            )));
+            return Err(Error::Config(format!("Invalid eps {} or weight decay {}", self.eps, self.weight_decay)));
         }
-        Ok(Adam {
-            cfg: self,
-            t: 0,
-            state: BTreeMap::new(),
-        })
+        Ok(Adam { cfg: self, t: 0, state: BTreeMap::new() })
     }
 }
 
@@ -77,28 +62,11 @@ impl<T: Float> Adam<T> {
         let (b1, b2) = (T::c(c.beta1), T::c(c.beta2));
         let (bc1, bc2) = (T::c(1.0 - c.beta1.powi(t)), T::c(1.0 - c.beta2.powi(t)));
         let (lr, eps) = (T::c(c.lr), T::c(c.eps));
-        let wd = if p.kind == ParamKind::Weight {
-            T::c(c.weight_decay)
-        } else {
-            T::zero()
-        };
+        let wd = if p.kind == ParamKind::Weight { T::c(c.weight_decay) } else { T::zero() };
         let shape = p.value.shape().to_vec();
-        let mut m = self
-            .state
-            .remove(&format!("m.{name}"))
-            .unwrap_or_else(|| Tensor::zeros(&shape));
-        let mut v = self
-            .state
-            .remove(&format!("v.{name}"))
-            .unwrap_or_else(|| Tensor::zeros(&shape));
-        for (((x, &g), m), v) in p
-            .value
-            .data_mut()
-            .iter_mut()
-            .zip(p.grad.data())
-            .zip(m.data_mut())
-            .zip(v.data_mut())
-        {
+        let mut m = self.state.remove(&format!("m.{name}")).unwrap_or_else(|| Tensor::zeros(&shape));
+        let mut v = self.state.remove(&format!("v.{name}")).unwrap_or_else(|| Tensor::zeros(&shape));
+        for (((x, &g), m), v) in p.value.data_mut().iter_mut().zip(p.grad.data()).zip(m.data_mut()).zip(v.data_mut()) {
             let g = g + wd * *x;
             *m = b1 * *m + (T::one() - b1) * g;
             *v = b2 * *v + (T::one() - b2) * g * g;
@@ -124,12 +92,7 @@ mod tests {
         assert!((p.value.data()[0] - 0.9).abs() < 1e-7 && (p.value.data()[1] - 1.1).abs() < 1e-7);
         assert!(
             AdamConfig::new(0.1).build::<f32>().is_ok()
-                && AdamConfig {
-                    beta1: 1.0,
-                    ..AdamConfig::new(0.1)
-                }
-                .build::<f32>()
-                .is_err()
+                && AdamConfig { beta1: 1.0, ..AdamConfig::new(0.1) }.build::<f32>().is_err()
         );
     }
 }

@@ -31,11 +31,7 @@ impl std::str::FromStr for OptimizerKind {
             "sgd" => Ok(Self::Sgd),
             "momentum" => Ok(Self::Momentum),
             "adam" => Ok(Self::Adam),
-            o => Err(Error::Unknown {
-                kind: "optimizer",
-                name: o.into(),
-                known: "sgd, momentum, adam".into(),
-            }),
+            o => Err(Error::Unknown { kind: "optimizer", name: o.into(), known: "sgd, momentum, adam".into() }),
         }
     }
 }
@@ -48,29 +44,9 @@ pub enum Optimizer<T: Float> {
 impl<T: Float> Optimizer<T> {
     pub fn new(kind: OptimizerKind, lr: f64, momentum: f64, weight_decay: f64) -> Result<Self> {
         Ok(match kind {
-            OptimizerKind::Sgd => Optimizer::Momentum(
-                MomentumConfig {
-                    lr,
-                    rho: 0.0,
-                    weight_decay,
-                }
-                .build()?,
-            ),
-            OptimizerKind::Momentum => Optimizer::Momentum(
-                MomentumConfig {
-                    lr,
-                    rho: momentum,
-                    weight_decay,
-                }
-                .build()?,
-            ),
-            OptimizerKind::Adam => Optimizer::Adam(
-                AdamConfig {
-                    weight_decay,
-                    ..AdamConfig::new(lr)
-                }
-                .build()?,
-            ),
+            OptimizerKind::Sgd => Optimizer::Momentum(MomentumConfig { lr, rho: 0.0, weight_decay }.build()?),
+            OptimizerKind::Momentum => Optimizer::Momentum(MomentumConfig { lr, rho: momentum, weight_decay }.build()?),
+            OptimizerKind::Adam => Optimizer::Adam(AdamConfig { weight_decay, ..AdamConfig::new(lr) }.build()?),
         })
     }
 

@@ -17,32 +17,19 @@ pub struct MomentumConfig {
 
 impl MomentumConfig {
     pub fn new(lr: f64) -> Self {
-        MomentumConfig {
-            lr,
-            rho: 0.9,
-            weight_decay: 0.0,
-        }
+        MomentumConfig { lr, rho: 0.9, weight_decay: 0.0 }
     }
     pub fn build<T: Float>(self) -> Result<Momentum<T>> {
         if !(self.lr >= 0.0 && self.lr.is_finite()) {
             return Err(Error::Config(format!("Invalid learning rate: {}", self.lr)));
         }
         if !(0.0..1.0).contains(&self.rho) {
-            return Err(Error::Config(format!(
-                "Invalid momentum: {} (must be in [0, 1))",
-                self.rho
-            )));
+            return Err(Error::Config(format!("Invalid momentum: {} (must be in [0, 1))", self.rho)));
         }
         if self.weight_decay < 0.0 {
-            return Err(Error::Config(format!(
-                "Invalid weight decay: {}",
-                self.weight_decay
-            )));
+            return Err(Error::Config(format!("Invalid weight decay: {}", self.weight_decay)));
         }
-        Ok(Momentum {
-            cfg: self,
-            state: BTreeMap::new(),
-        })
+        Ok(Momentum { cfg: self, state: BTreeMap::new() })
     }
 }
 
@@ -59,22 +46,9 @@ impl<T: Float> Momentum<T> {
             return;
         }
         let (lr, rho) = (T::c(self.cfg.lr), T::c(self.cfg.rho));
-        let wd = if p.kind == ParamKind::Weight {
-            T::c(self.cfg.weight_decay)
-        } else {
-            T::zero()
-        };
-        let v = self
-            .state
-            .entry(format!("velocity.{name}"))
-            .or_insert_with(|| Tensor::zeros(p.value.shape()));
-        for ((x, &dx), v) in p
-            .value
-            .data_mut()
-            .iter_mut()
-            .zip(p.grad.data())
-            .zip(v.data_mut())
-        {
+        let wd = if p.kind == ParamKind::Weight { T::c(self.cfg.weight_decay) } else { T::zero() };
+        let v = self.state.entry(format!("velocity.{name}")).or_insert_with(|| Tensor::zeros(p.value.shape()));
+        for ((x, &dx), v) in p.value.data_mut().iter_mut().zip(p.grad.data()).zip(v.data_mut()) {
             *v = rho * *v + dx + wd * *x;
             *x -= lr * *v;
         }

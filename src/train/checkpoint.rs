@@ -1,0 +1,206 @@
+//! Checkpoints: a folder per checkpoint (`last`, `best`) holding `model.safetensors` (weights, batch-norm buffers
+//! and the preprocessing tensors), `optimizer.safetensors` and `meta.json`. A checkpoint is written under
+//! `NAME.tmp/` and swapped in by renames, so `NAME/` is never half-written: a crash leaves either the old or the
+//! new checkpoint (in the worst case as `NAME.prev/`, which `load` falls back to).
+
+use crate::data::preprocess::{Preprocess, PreprocessKind};
+use crate::layers::Layer;
+use crate::models::Model;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Meta {
+    pub model: String,
+    pub classes: Vec<String>,
+    /// `[C, H, W]`
+    pub input: [usize; 3],
+    pub preprocess: PreprocessKind,
+    /// Epochs completed (1-based).
+    pub epoch: usize,
+    pub step: u64,
+    pub val_accuracy: f64,
+    pub best_val_accuracy: f64,
+    pub optimizer: crate::optim::OptimizerKind,
+    /// Adam's step count.
+    pub optimizer_t: u64,
+    pub data: String,
+    pub seed: u64,
+}
+
+fn to_bytes(t: &Tensor<f32>) -> Vec<u8> {
+    t.data().iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor<f32>)],
+    info: Option<std::collections::HashMap<String, String>>,
+) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), to_bytes(t), t.shape().to_vec())).collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches byte count")))
+        .collect();
+    let data = safetensors::serialize(views, info).map_err(|e| Error::file(path, format!("cannot serialise: {e}")))?;
+    write_synced(path, &data)
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
+    let mut f = std::fs::File::create(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))?;
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| Error::file(path, format!("cannot write: {e}")))
+}
+
+/// Every tensor of a safetensors file, by name.
+pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor<f32>>> {
+    let raw = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let st =
+        SafeTensors::deserialize(&raw).map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::file(
+                path,
+                format!("tensor '{name}' is {:?}; convkit checkpoints are F32", view.dtype()),
+            ));
+        }
+        let v: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        out.insert(name, Tensor::from_vec(view.shape(), v));
+    }
+    Ok(out)
+}
+
+/// The model's parameters and buffers, by registry name.
+pub fn model_tensors(model: &mut Model<f32>) -> Vec<(String, Tensor<f32>)> {
+    let mut v = Vec::new();
+    model.net.visit_params("", &mut |n, p| v.push((n.to_string(), p.value.clone())));
+    model.net.visit_buffers("", &mut |n, t| v.push((n.to_string(), t.clone())));
+    v
+}
+
+/// Copies named tensors into the model; every parameter and buffer must be present with its shape.
+pub fn load_into(model: &mut Model<f32>, tensors: &BTreeMap<String, Tensor<f32>>, source: &Path) -> Result<()> {
+    let mut err: Option<Error> = None;
+    let mut copy = |name: &str, dst: &mut Tensor<f32>| {
+        if err.is_some() {
+            return;
+        }
+        match tensors.get(name) {
+            None => {
+                err = Some(Error::file(
+                    source,
+                    format!("no tensor '{name}': not a checkpoint of model '{}'?", model_name_hint(tensors)),
+                ))
+            }
+            Some(t) if t.shape() != dst.shape() => {
+                err = Some(Error::file(
+                    source,
+                    format!("tensor '{name}' has shape {:?}, the model expects {:?}", t.shape(), dst.shape()),
+                ))
+            }
+            Some(t) => dst.data_mut().copy_from_slice(t.data()),
+        }
+    };
+    model.net.visit_params("", &mut |n, p| copy(n, &mut p.value));
+    model.net.visit_buffers("", &mut |n, t| copy(n, t));
+    err.map_or(Ok(()), Err)
+}
+
+fn model_name_hint(t: &BTreeMap<String, Tensor<f32>>) -> String {
+    t.keys().next().cloned().unwrap_or_default()
+}
+
+/// Writes checkpoint `dir/name` atomically (see the module comment).
+pub fn save(
+    dir: &Path,
+    name: &str,
+    model: &mut Model<f32>,
+    opt: &Optimizer<f32>,
+    prep: &Preprocess,
+    meta: &Meta,
+) -> Result<PathBuf> {
+    let fin = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let prev = dir.join(format!("{name}.prev"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, format!("cannot create: {e}")))?;
+    let mut tensors = model_tensors(model);
+    tensors.extend(prep.tensors());
+    let info = std::collections::HashMap::from([
+        ("format".to_string(), "convkit".to_string()),
+        ("model".to_string(), meta.model.clone()),
+    ]);
+    write_safetensors(&tmp.join("model.safetensors"), &tensors, Some(info))?;
+    let (state, _) = opt.state();
+    let st: Vec<(String, Tensor<f32>)> = state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    write_safetensors(&tmp.join("optimizer.safetensors"), &st, None)?;
+    write_synced(&tmp.join("meta.json"), serde_json::to_string_pretty(meta).expect("meta serialises").as_bytes())?;
+    if fin.exists() {
+        if prev.exists() {
+            std::fs::remove_dir_all(&prev)?;
+        }
+        std::fs::rename(&fin, &prev)?;
+    }
+    std::fs::rename(&tmp, &fin)?;
+    if prev.exists() {
+        std::fs::remove_dir_all(&prev)?;
+    }
+    Ok(fin)
+}
+
+/// A loaded checkpoint: its folder, metadata and tensors.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub meta: Meta,
+    pub tensors: BTreeMap<String, Tensor<f32>>,
+    pub optimizer: BTreeMap<String, Tensor<f32>>,
+}
+
+impl Checkpoint {
+    /// Reads `path` (a checkpoint folder), falling back to `path.prev` if a crash interrupted a swap.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let dir = if path.join("meta.json").exists() {
+            path.to_path_buf()
+        } else {
+            let prev = PathBuf::from(format!("{}.prev", path.display()));
+            if prev.join("meta.json").exists() {
+                prev
+            } else {
+                return Err(Error::file(
+                    path,
+                    "no checkpoint here (expected meta.json, model.safetensors, optimizer.safetensors)",
+                ));
+            }
+        };
+        let mp = dir.join("meta.json");
+        let text = std::fs::read_to_string(&mp).map_err(|e| Error::file(&mp, format!("cannot read: {e}")))?;
+        let meta: Meta =
+            serde_json::from_str(&text).map_err(|e| Error::file(&mp, format!("invalid checkpoint metadata: {e}")))?;
+        let tensors = read_safetensors(&dir.join("model.safetensors"))?;
+        let op = dir.join("optimizer.safetensors");
+        let optimizer = if op.exists() { read_safetensors(&op)? } else { BTreeMap::new() };
+        Ok(Checkpoint { dir, meta, tensors, optimizer })
+    }
+
+    /// Builds the model this checkpoint belongs to, with its weights.
+    pub fn model(&self) -> Result<Model<f32>> {
+        let mut m = crate::models::build::<f32>(&self.meta.model, Some(self.meta.classes.len()), self.meta.seed)?;
+        load_into(&mut m, &self.tensors, &self.dir.join("model.safetensors"))?;
+        Ok(m)
+    }
+
+    pub fn preprocess(&self) -> Preprocess {
+        Preprocess::from_tensors(self.meta.preprocess, self.meta.input, &|n| {
+            self.tensors.get(n).map(|t| t.data().to_vec())
+        })
+    }
+}
