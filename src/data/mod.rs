@@ -124,9 +124,14 @@ impl DataSpec {
             Kind::FashionMnist => &["../shared/data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
             _ => &[],
         };
+        // Only a path naming the dataset's usual folder (a recipe's default) falls back to the other usual places;
+        // an explicit path elsewhere that does not exist is an error, never silently another dataset.
+        let folder = self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         for f in fallbacks {
-            if Path::new(f).exists() {
-                return Ok(DataSpec { kind: self.kind, path: PathBuf::from(f) });
+            let candidate = Path::new(f);
+            if candidate.exists() && candidate.file_name().is_some_and(|n| n.to_string_lossy() == folder) {
+                eprintln!("note: {} not found, using {}", self.path.display(), candidate.display());
+                return Ok(DataSpec { kind: self.kind, path: candidate.to_path_buf() });
             }
         }
         let how = match self.kind {
