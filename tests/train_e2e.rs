@@ -40,9 +40,30 @@ fn small_run_learns() {
     let cfg = TrainConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!(cfg, recipe(&run, 2, Some(4000)));
     assert!(run.join("report.json").exists());
-    // eval through the library agrees with the report.
+    // `convkit eval` on the run agrees with the report; its last line is JSON.
+    let bin = env!("CARGO_BIN_EXE_convkit");
+    let out = Command::new(bin).args(["eval", "--json", "--run"]).arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!((v["accuracy"].as_f64().unwrap() - rep.test_accuracy).abs() < 1e-9);
+    assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
+    // `convkit predict` on PNG files written from test images: the top class is usually right.
+    let spec: convkit::data::DataSpec = "mnist:../shared/data/mnist".parse().unwrap();
+    let test = spec.load(convkit::data::Split::Test, None).unwrap();
+    let mut files = Vec::new();
+    for i in 0..20 {
+        let p = d.path().join(format!("digit{i}.png"));
+        image::GrayImage::from_raw(28, 28, test.image(i).to_vec()).unwrap().save(&p).unwrap();
+        files.push(p);
+    }
     let ck = Checkpoint::load(&run.join("checkpoints/best")).unwrap();
-    assert_eq!(ck.meta.classes.len(), 10);
+    let preds = convkit::predict::predict(&ck, &files, 5).unwrap();
+    let right = preds.iter().zip(&test.labels).filter(|(p, &l)| p.top[0].0 == l.to_string()).count();
+    assert!(right >= 16, "{right}/20 right");
+    assert!(preds.iter().all(|p| p.top.len() == 5 && (p.top.iter().map(|t| t.1).sum::<f64>() <= 1.0 + 1e-9)));
+    let out = Command::new(bin).args(["predict", "--run"]).arg(&run).arg(&files[0]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains('%'));
 }
 
 #[test]
