@@ -16,8 +16,10 @@ pub mod models;
 pub mod net;
 pub mod optim;
 pub mod predict;
+pub mod summary;
 pub mod tensor;
 pub mod train;
+pub mod zoo;
 
 pub use error::{Error, Result};
 pub use layers::{Layer, Mode};

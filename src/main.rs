@@ -72,6 +72,27 @@ enum Cmd {
     },
     /// List the registered models.
     Models,
+    /// All ImageNet models side by side: parameters, operations, memory per image, published top-1; with
+    /// --plot, the lecture's accuracy-vs-operations bubble chart as a PNG.
+    Zoo {
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Layer by layer: output shape, activation memory, parameters (with and without biases), multiply-adds;
+    /// then totals, as in the lecture's VGG16 walk-through.
+    Summary {
+        /// A registered model (see `convkit models`).
+        model: String,
+        /// Input size CxHxW (default: the model's).
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Train a model on real data: per-epoch validation, metrics.csv, checkpoints `last` and `best`, and the
     /// test accuracy of `best` at the end. Flags override the recipe file.
     ///
@@ -328,6 +349,48 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Cmd::Zoo { plot, json } => {
+            let t = convkit::zoo::table()?;
+            if json {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                println!(
+                    "{:<16} {:>10} {:>12} {:>12} {:>12} {:>8}",
+                    "model", "input", "params", "GMACs/img", "MB fwd/img", "top-1 %"
+                );
+                for e in &t {
+                    println!(
+                        "{:<16} {:>10} {:>12} {:>12.2} {:>12.1} {:>8}",
+                        e.model,
+                        format!("{}x{}x{}", e.input[0], e.input[1], e.input[2]),
+                        e.params,
+                        e.macs_per_image as f64 / 1e9,
+                        e.forward_bytes_per_image as f64 / 1e6,
+                        e.top1.map_or("-".to_string(), |a| format!("{a:.1}"))
+                    );
+                }
+                println!(
+                    "top-1: published ImageNet accuracy (torchvision's model table; ZFNet from its paper), single crop"
+                );
+            }
+            if let Some(p) = plot {
+                convkit::zoo::plot(&t, &p)?;
+                eprintln!("wrote {}", p.display());
+            }
+        }
+        Cmd::Summary { model, input, batch, json } => {
+            let mut m = models::build::<f32>(&model, None, 0)?;
+            let input = match input {
+                Some(s) => parse_chw(&s)?,
+                None => m.input,
+            };
+            let sum = convkit::summary::summarize(&mut m, input, batch.max(1))?;
+            if json {
+                println!("{}", serde_json::to_string(&sum)?);
+            } else {
+                println!("{sum}");
+            }
+        }
         Cmd::Models => {
             for m in models::list() {
                 println!(
@@ -372,4 +435,17 @@ fn layer_by_name(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<u
 /// `--checkpoint DIR`, or the `best` checkpoint of `--run DIR`.
 fn checkpoint_dir(run: Option<PathBuf>, checkpoint: Option<PathBuf>) -> PathBuf {
     checkpoint.unwrap_or_else(|| run.expect("clap requires --run or --checkpoint").join("checkpoints").join("best"))
+}
+
+/// `3x224x224` -> `[3, 224, 224]`.
+fn parse_chw(s: &str) -> Result<[usize; 3]> {
+    let v: Vec<usize> = s
+        .split(['x', 'X'])
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("--input '{s}' should look like 3x224x224"))?;
+    match v.as_slice() {
+        [c, h, w] => Ok([*c, *h, *w]),
+        _ => bail!("--input '{s}' should have three numbers, CxHxW (e.g. 3x224x224)"),
+    }
 }

@@ -26,11 +26,15 @@ pub struct Options {
     /// Relative disagreement between the `h` and `h/2` differences above which an element straddles a kink
     /// (the step then shrinks; see `judge`).
     pub kink_tol: f64,
+    /// Absolute agreement below which analytic and numerical values count as equal: the resolution of centred
+    /// differences in f64 for losses of order one. Without it a gradient that vanishes by symmetry (a scale that a
+    /// later batch norm removes) would report rounding noise as relative error. Default 1e-9.
+    pub atol: f64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { h: 1e-5, max_elements: 24, seed: 0, mode: Mode::Train, kink_tol: 1e-6 }
+        Options { h: 1e-5, max_elements: 24, seed: 0, mode: Mode::Train, kink_tol: 1e-6, atol: 1e-9 }
     }
 }
 
@@ -211,20 +215,22 @@ pub fn check_with_loss(
     report
 }
 
-/// Relative error of the analytic value, or `None` where the loss has a kink within every step tried.
+/// Relative error of the analytic value (zero within `atol`), or `None` where the loss has a kink within every
+/// step tried.
 ///
 /// Where the `h` and `h/2` differences disagree, a kink lies within `h` of the point; the step shrinks tenfold
 /// (twice at most: f64 still resolves gradients of 1e-3 at h = 1e-7) until two step sizes agree.
 fn judge(a: f64, diff: &mut dyn FnMut(f64) -> f64, opts: &Options) -> Option<f64> {
+    let err = |n: f64| if (a - n).abs() <= opts.atol { 0.0 } else { rel_error(a, n) };
     let mut h = opts.h;
     let mut n1 = diff(h);
-    if rel_error(a, n1) < 1e-9 {
-        return Some(rel_error(a, n1));
+    if err(n1) < 1e-9 {
+        return Some(err(n1));
     }
     for _ in 0..3 {
         let n2 = diff(h / 2.0);
-        if rel_error(n1, n2) <= opts.kink_tol {
-            return Some(rel_error(a, n1));
+        if rel_error(n1, n2) <= opts.kink_tol || (n1 - n2).abs() <= opts.atol {
+            return Some(err(n1));
         }
         h /= 10.0;
         n1 = diff(h);

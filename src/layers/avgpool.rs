@@ -43,7 +43,7 @@ impl<T: Float> Layer<T> for AvgPool2d {
         format!("avgpool{k}x{k}/{}", self.stride, k = self.kernel)
     }
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
-        check_pool("avgpool", x, self.kernel, self.stride, self.padding)
+        check_pool("avgpool", x, self.kernel, self.stride, self.padding, false)
     }
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let os = <Self as Layer<T>>::output_shape(self, x.shape()).expect("avgpool input shape");

@@ -12,26 +12,41 @@ pub struct MaxPool2d {
     pub stride: usize,
     /// Padding counts as minus infinity (never wins). Default 0.
     pub padding: usize,
+    /// Round the output size up (PyTorch's `ceil_mode`, GoogLeNet): the last window may hang over the edge.
+    pub ceil_mode: bool,
     /// Input index (within its plane) of each output's maximum, from the last forward.
     argmax: Vec<u32>,
 }
 
 impl MaxPool2d {
     pub fn new(kernel: usize, stride: usize) -> Self {
-        MaxPool2d { kernel, stride, padding: 0, argmax: Vec::new() }
+        MaxPool2d { kernel, stride, padding: 0, ceil_mode: false, argmax: Vec::new() }
     }
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = p;
         self
     }
+    pub fn ceil_mode(mut self) -> Self {
+        self.ceil_mode = true;
+        self
+    }
 }
 
 /// Output size of a pooling window sweep; shared with average pooling.
-pub(crate) fn pool_out(len: usize, k: usize, s: usize, p: usize) -> usize {
-    (len + 2 * p - k) / s + 1
+/// With `ceil`, PyTorch's rule: round up, but the last window must start inside the (left-padded) input.
+pub(crate) fn pool_out(len: usize, k: usize, s: usize, p: usize, ceil: bool) -> usize {
+    let span = len + 2 * p - k;
+    if !ceil {
+        return span / s + 1;
+    }
+    let mut out = span.div_ceil(s) + 1;
+    if (out - 1) * s >= len + p {
+        out -= 1;
+    }
+    out
 }
 
-pub(crate) fn check_pool(name: &str, x: &[usize], k: usize, s: usize, p: usize) -> Result<Vec<usize>> {
+pub(crate) fn check_pool(name: &str, x: &[usize], k: usize, s: usize, p: usize, ceil: bool) -> Result<Vec<usize>> {
     expect_rank(name, x, 4)?;
     if k == 0 || s == 0 || 2 * p > k {
         return Err(Error::Config(format!(
@@ -41,7 +56,7 @@ pub(crate) fn check_pool(name: &str, x: &[usize], k: usize, s: usize, p: usize) 
     if x[2] + 2 * p < k || x[3] + 2 * p < k {
         return Err(Error::Shape(format!("{name} {k}x{k}: input {x:?} is smaller than the window")));
     }
-    Ok(vec![x[0], x[1], pool_out(x[2], k, s, p), pool_out(x[3], k, s, p)])
+    Ok(vec![x[0], x[1], pool_out(x[2], k, s, p, ceil), pool_out(x[3], k, s, p, ceil)])
 }
 
 /// The common 2x2, stride-2 case (VGG, the benchmark nets): no window bounds to compute.
@@ -107,11 +122,11 @@ fn pool_any<T: Float>(
 
 impl<T: Float> Layer<T> for MaxPool2d {
     fn describe(&self) -> String {
-        format!("maxpool{k}x{k}/{}", self.stride, k = self.kernel)
+        format!("maxpool{k}x{k}/{}{}", self.stride, if self.ceil_mode { " ceil" } else { "" }, k = self.kernel)
     }
 
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
-        check_pool("maxpool", x, self.kernel, self.stride, self.padding)
+        check_pool("maxpool", x, self.kernel, self.stride, self.padding, self.ceil_mode)
     }
 
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
@@ -122,7 +137,7 @@ impl<T: Float> Layer<T> for MaxPool2d {
         self.argmax.resize(y.len(), 0);
         // Whole planes per task, several planes at once: one 16x16 plane is too little work for a task.
         let planes_per_task = (4096 / (h * w).max(1)).max(1);
-        let fast = k == 2 && s == 2 && p == 0;
+        let fast = k == 2 && s == 2 && p == 0 && h % 2 == 0 && w % 2 == 0;
         y.data_mut()
             .par_chunks_mut(ho * wo * planes_per_task)
             .zip(self.argmax.par_chunks_mut(ho * wo * planes_per_task))
@@ -170,13 +185,21 @@ mod tests {
         assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
         let y = MaxPool2d::new(3, 2).padding(1).forward(&x, Mode::Train);
         assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
+        // ceil_mode: 112 -> 56 with 3x3/2 (GoogLeNet), where floor gives 55; 5 -> 3 with a clipped last window.
+        assert_eq!(pool_out(112, 3, 2, 0, true), 56);
+        assert_eq!(pool_out(112, 3, 2, 0, false), 55);
+        let x5 = Tensor::<f64>::from_fn(&[1, 1, 5, 5], |i| i as f64);
+        let y = MaxPool2d::new(2, 2).ceil_mode().forward(&x5, Mode::Train);
+        assert_eq!(y.data(), &[6.0, 8.0, 9.0, 16.0, 18.0, 19.0, 21.0, 23.0, 24.0]);
     }
 
     #[test]
     fn gradcheck() {
         // Inputs are distinct by far more than the finite-difference step, so no window changes its winner.
-        for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {
+        for (k, s, p, ceil) in [(2, 2, 0, false), (3, 2, 1, false), (3, 1, 1, false), (3, 2, 0, true), (2, 2, 0, true)]
+        {
             let mut pool = MaxPool2d::new(k, s).padding(p);
+            pool.ceil_mode = ceil;
             let rep = check_layer(&mut pool, &random_input(&[2, 3, 6, 7], 4), &Options::default());
             assert!(rep.max_rel_error() < 1e-6, "{rep}");
             assert_eq!(rep.kinks_skipped(), 0);

@@ -17,6 +17,7 @@ pub mod lrn;
 pub mod maxout;
 pub mod maxpool;
 pub mod relu;
+pub mod relu6;
 pub mod sigmoid;
 pub mod tanh;
 
@@ -33,6 +34,7 @@ pub use lrn::LocalResponseNorm;
 pub use maxout::Maxout;
 pub use maxpool::MaxPool2d;
 pub use relu::Relu;
+pub use relu6::Relu6;
 pub use sigmoid::Sigmoid;
 pub use tanh::Tanh;
 
@@ -102,6 +104,19 @@ pub trait Layer<T: Float>: Send {
     /// Multiply-adds of one forward pass for this input shape (all images), for FLOP accounting.
     fn macs(&self, _input: &[usize]) -> u64 {
         0
+    }
+    /// Appends this layer's summary rows (containers: their children's) for `input`, returning the output shape.
+    fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
+        let out = self.output_shape(input).unwrap_or_default();
+        let (mut all, mut bias) = (0, 0);
+        self.visit_params("", &mut |_, p| {
+            all += p.value.len();
+            if p.kind == ParamKind::Bias {
+                bias += p.value.len();
+            }
+        });
+        rows.push(crate::summary::Row::new(name, self.describe(), &out, all, all - bias, self.macs(input)));
+        out
     }
     /// Blocks made of other layers (sequence, residual, concat) say so; the profiler times leaves only.
     fn is_container(&self) -> bool {

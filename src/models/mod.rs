@@ -1,8 +1,13 @@
 //! Models registered by name (as in timm): a constructor, a default input size, a class count.
 
+pub mod alexnet;
 pub mod cifar_resnet;
+pub mod googlenet;
 pub mod lenet5;
+pub mod mobilenetv2;
+pub mod resnet;
 pub mod small;
+pub mod vgg;
 
 use crate::layers::{Layer, Mode, Param};
 use crate::net::Sequential;
@@ -37,6 +42,11 @@ fn info(name: &'static str, description: &'static str, input: [usize; 3]) -> Mod
     ModelInfo { name, description, input, classes: 10 }
 }
 
+/// An ImageNet model: 1000 classes.
+fn imagenet(name: &'static str, description: &'static str, side: usize) -> ModelInfo {
+    ModelInfo { name, description, input: [3, side, side], classes: 1000 }
+}
+
 fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
     vec![
         (
@@ -65,6 +75,34 @@ fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
         ),
         (info("resnet32", "CIFAR ResNet-32, 5 blocks per stage", [3, 32, 32]), |o| cifar_resnet::build::<T>(32, o)),
         (info("resnet56", "CIFAR ResNet-56, 9 blocks per stage", [3, 32, 32]), |o| cifar_resnet::build::<T>(56, o)),
+        (
+            imagenet("alexnet", "AlexNet, the lecture's one-tower version (CONV1 96 11x11/4 ... FC8 1000)", 227),
+            alexnet::alexnet::<T>,
+        ),
+        (imagenet("zfnet", "ZFNet: AlexNet with CONV1 7x7/2 and CONV3-5 512/1024/512", 224), alexnet::zfnet::<T>),
+        (imagenet("vgg11", "VGG-11 (config A)", 224), |o| vgg::build::<T>(11, false, o)),
+        (imagenet("vgg13", "VGG-13 (config B)", 224), |o| vgg::build::<T>(13, false, o)),
+        (imagenet("vgg16", "VGG-16 (config D): 138M parameters", 224), |o| vgg::build::<T>(16, false, o)),
+        (imagenet("vgg19", "VGG-19 (config E)", 224), |o| vgg::build::<T>(19, false, o)),
+        (imagenet("vgg11_bn", "VGG-11 with batch norm", 224), |o| vgg::build::<T>(11, true, o)),
+        (imagenet("vgg13_bn", "VGG-13 with batch norm", 224), |o| vgg::build::<T>(13, true, o)),
+        (imagenet("vgg16_bn", "VGG-16 with batch norm", 224), |o| vgg::build::<T>(16, true, o)),
+        (imagenet("vgg19_bn", "VGG-19 with batch norm", 224), |o| vgg::build::<T>(19, true, o)),
+        (imagenet("googlenet", "GoogLeNet / Inception v1, torchvision's variant (BN, no auxiliary heads)", 224), |o| {
+            googlenet::build::<T>(googlenet::Variant { batch_norm: true, k5: 3 }, o)
+        }),
+        (imagenet("googlenet_paper", "GoogLeNet as in the paper's table 1 (no BN, 5x5 branches, LRN)", 224), |o| {
+            googlenet::build::<T>(googlenet::Variant { batch_norm: false, k5: 5 }, o)
+        }),
+        (imagenet("resnet18", "ResNet-18: basic blocks [2, 2, 2, 2]", 224), |o| resnet::build::<T>(18, o)),
+        (imagenet("resnet34", "ResNet-34: basic blocks [3, 4, 6, 3]", 224), |o| resnet::build::<T>(34, o)),
+        (imagenet("resnet50", "ResNet-50: bottlenecks [3, 4, 6, 3]", 224), |o| resnet::build::<T>(50, o)),
+        (imagenet("resnet101", "ResNet-101: bottlenecks [3, 4, 23, 3]", 224), |o| resnet::build::<T>(101, o)),
+        (imagenet("resnet152", "ResNet-152: bottlenecks [3, 8, 36, 3]", 224), |o| resnet::build::<T>(152, o)),
+        (
+            imagenet("mobilenetv2", "MobileNetV2, width 1.0: inverted residuals with depthwise convs", 224),
+            mobilenetv2::build::<T>,
+        ),
     ]
 }
 

@@ -105,6 +105,14 @@ impl<T: Float> Layer<T> for Concat<T> {
     fn is_container(&self) -> bool {
         true
     }
+    fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
+        for (n, b) in &mut self.branches {
+            b.summarize(&join(name, n), input, rows);
+        }
+        let out = self.output_shape(input).unwrap_or_default();
+        rows.push(crate::summary::Row::new(&join(name, "concat"), "filter concatenation".into(), &out, 0, 0, 0));
+        out
+    }
     fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
         for (n, b) in &mut self.branches {
             b.visit_children(&join(prefix, n), f);

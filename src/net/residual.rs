@@ -110,6 +110,15 @@ impl<T: Float> Layer<T> for Residual<T> {
     fn is_container(&self) -> bool {
         true
     }
+    fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
+        let out = self.main.summarize(name, input, rows);
+        if let Some(s) = &mut self.shortcut {
+            s.summarize(&join(name, "shortcut"), input, rows);
+        }
+        let what = if self.relu { "residual add + relu" } else { "residual add" };
+        rows.push(crate::summary::Row::new(&join(name, "add"), what.into(), &out, 0, 0, 0));
+        out
+    }
     fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
         self.main.visit_children(prefix, f);
         if let Some(s) = &mut self.shortcut {

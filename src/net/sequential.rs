@@ -167,6 +167,14 @@ impl<T: Float> Layer<T> for Sequential<T> {
         true
     }
 
+    fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
+        let mut s = input.to_vec();
+        for (n, l) in &mut self.layers {
+            s = l.summarize(&join(name, n), &s, rows);
+        }
+        s
+    }
+
     fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
         for (name, l) in &mut self.layers {
             let q = join(prefix, name);
