@@ -28,7 +28,7 @@ enum Cmd {
     /// Rule of thumb from the lecture: < 1e-7 great, < 1e-5 fine with kinks, > 1e-2 a bug.
     Gradcheck {
         /// One layer: conv, depthwise, linear, maxpool, avgpool, global-avgpool, flatten, relu, leaky-relu, elu,
-        /// sigmoid, tanh, maxout, batchnorm1d, batchnorm2d, dropout, lrn.
+        /// sigmoid, tanh, relu6, maxout, batchnorm1d, batchnorm2d, dropout, lrn.
         #[arg(long, conflicts_with = "model")]
         layer: Option<String>,
         /// A registered model (see `convkit models`).
@@ -53,17 +53,21 @@ enum Cmd {
     ///
     /// Compare with PyTorch in the same sitting: `bench/compare.sh`.
     Bench {
-        /// small | resnet8 | all
+        /// small | resnet8 | all (or any registered 3x32x32 model, e.g. resnet20).
         #[arg(long, default_value = "all")]
         net: String,
         #[arg(long, default_value_t = 128)]
         batch: usize,
+        /// Worker threads (the measured machine has 2 cores).
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Timed steps per run (after 3 warm-up steps).
         #[arg(long, default_value_t = 20)]
         steps: usize,
+        /// Runs; the median is reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Print one JSON array of results.
         #[arg(long)]
         json: bool,
         /// Also print where the time goes, layer by layer (forward and backward).
@@ -104,6 +108,7 @@ enum Cmd {
         /// Continue the run in this folder from its `last` checkpoint (its config.toml is the recipe).
         #[arg(long, conflicts_with = "config")]
         resume: Option<PathBuf>,
+        /// A registered model: lenet5, small, resnet8/20/32/56, ... (see `convkit models`).
         #[arg(long, help_heading = "Model and data")]
         model: Option<String>,
         /// KIND:PATH with KIND mnist, fashion-mnist, cifar10-bin or folder (a directory or .tar/.tar.gz of
@@ -116,18 +121,22 @@ enum Cmd {
         /// channel-norm (default), mean-image, zca, pca or none; fitted on the training split only.
         #[arg(long, help_heading = "Model and data")]
         preprocess: Option<String>,
+        /// Total epochs (with --resume: continue up to this many).
         #[arg(long, help_heading = "Schedule")]
         epochs: Option<usize>,
+        /// Images per step (default 128).
         #[arg(long, help_heading = "Schedule")]
         batch_size: Option<usize>,
         /// sgd, momentum or adam.
         #[arg(long, help_heading = "Optimizer")]
         optimizer: Option<String>,
+        /// Initial learning rate; the recipe's lr_milestones divide it by 1/lr_gamma (step decay).
         #[arg(long, help_heading = "Optimizer")]
         lr: Option<f64>,
         /// L2 penalty on weights (biases and batch-norm parameters are not decayed).
         #[arg(long, help_heading = "Regularization")]
         weight_decay: Option<f64>,
+        /// Seeds initialisation, the validation split, shuffling and augmentation.
         #[arg(long, help_heading = "Run")]
         seed: Option<u64>,
         /// Run folder (default runs/<model>-<data kind>, numbered if taken).
@@ -151,6 +160,7 @@ enum Cmd {
         /// test or train.
         #[arg(long, default_value = "test")]
         split: String,
+        /// Print one JSON object (accuracy, per_class, confusion).
         #[arg(long)]
         json: bool,
     },
@@ -160,8 +170,10 @@ enum Cmd {
         run: Option<PathBuf>,
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Image files (PNG, JPEG, GIF, BMP); resized and centre-cropped to the model's input.
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// How many classes to show.
         #[arg(long, default_value_t = 5)]
         top: usize,
         #[arg(long)]
@@ -423,6 +435,7 @@ fn layer_by_name(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<u
         "elu" => (Box::new(layers::Elu::default()), img),
         "sigmoid" => (Box::new(layers::Sigmoid), img),
         "tanh" => (Box::new(layers::Tanh), img),
+        "relu6" => (Box::new(layers::Relu6), img),
         "maxout" => (Box::new(layers::Maxout::new(2)), img),
         "batchnorm1d" => (Box::new(BatchNormConfig::new(10).build::<f64>()), vec![batch.max(2), 10]),
         "batchnorm2d" => (Box::new(BatchNormConfig::new(4).build::<f64>()), img),
