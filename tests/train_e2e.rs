@@ -114,6 +114,27 @@ fn sigkill_mid_epoch_then_resume() {
 }
 
 #[test]
+fn resuming_reproduces_an_uninterrupted_run_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let quiet = TrainOptions { quiet: true, ..Default::default() };
+    let straight = d.path().join("straight");
+    train(recipe(&straight, 3, Some(1500)), &quiet).unwrap();
+    let split = d.path().join("split");
+    train(recipe(&split, 1, Some(1500)), &quiet).unwrap();
+    // Continue the one-epoch run to three epochs (as `convkit train --resume DIR --epochs 3` does).
+    let cfg = TrainConfig { epochs: 3, ..TrainConfig::from_file(&split.join("config.toml")).unwrap() };
+    train(cfg, &TrainOptions { resume: Some(split.clone()), quiet: true }).unwrap();
+    let (a, b) = (metrics_rows(&straight), metrics_rows(&split));
+    assert_eq!(a.len(), 3);
+    for (ra, rb) in a.iter().zip(&b) {
+        // Every column but the wall-clock seconds is identical: same batches, same optimizer state.
+        assert_eq!(ra[..7], rb[..7], "epoch {}", ra[0]);
+    }
+    let w = |run: &Path| Checkpoint::load(&run.join("checkpoints/last")).unwrap().tensors;
+    assert!(w(&straight).iter().zip(w(&split).iter()).all(|((n1, t1), (n2, t2))| n1 == n2 && t1.data() == t2.data()));
+}
+
+#[test]
 fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
     let d = tempfile::tempdir().unwrap();
     let mut model = convkit::models::build::<f32>("lenet5", None, 0).unwrap();

@@ -144,7 +144,8 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         std::fs::write(&metrics, format!("{METRICS_HEADER}\n"))
             .map_err(|e| Error::file(&metrics, format!("cannot write: {e}")))?;
     }
-    std::fs::write(run_dir.join("config.toml"), cfg.to_toml())?;
+    let cp = run_dir.join("config.toml");
+    std::fs::write(&cp, cfg.to_toml()).map_err(|e| Error::file(&cp, format!("cannot write: {e}")))?;
     let (train_idx, val_idx) = (Arc::new(train_idx), Arc::new(val_idx));
     let loader_cfg = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, augment: cfg.augment, seed: cfg.seed };
     let mut final_loss = f64::NAN;
@@ -265,6 +266,8 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     };
     let mut json = serde_json::to_value(&report).expect("report serialises");
     json["test"] = serde_json::to_value(report.test.as_ref()).expect("serialises");
-    std::fs::write(run_dir.join("report.json"), serde_json::to_string_pretty(&json).expect("serialises"))?;
+    let rp = run_dir.join("report.json");
+    std::fs::write(&rp, serde_json::to_string_pretty(&json).expect("serialises"))
+        .map_err(|e| Error::file(&rp, format!("cannot write: {e}")))?;
     Ok(report)
 }
