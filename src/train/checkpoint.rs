@@ -129,8 +129,9 @@ pub fn save(
     let fin = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     let prev = dir.join(format!("{name}.prev"));
+    let io = |p: &Path, what: &str, e: std::io::Error| Error::file(p, format!("cannot {what}: {e}"));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, "remove a stale temporary checkpoint", e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, format!("cannot create: {e}")))?;
     let mut tensors = model_tensors(model);
@@ -146,13 +147,13 @@ pub fn save(
     write_synced(&tmp.join("meta.json"), serde_json::to_string_pretty(meta).expect("meta serialises").as_bytes())?;
     if fin.exists() {
         if prev.exists() {
-            std::fs::remove_dir_all(&prev)?;
+            std::fs::remove_dir_all(&prev).map_err(|e| io(&prev, "remove", e))?;
         }
-        std::fs::rename(&fin, &prev)?;
+        std::fs::rename(&fin, &prev).map_err(|e| io(&fin, "move aside", e))?;
     }
-    std::fs::rename(&tmp, &fin)?;
+    std::fs::rename(&tmp, &fin).map_err(|e| io(&tmp, "move into place", e))?;
     if prev.exists() {
-        std::fs::remove_dir_all(&prev)?;
+        std::fs::remove_dir_all(&prev).map_err(|e| io(&prev, "remove", e))?;
     }
     Ok(fin)
 }
