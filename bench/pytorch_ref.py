@@ -52,6 +52,19 @@ def resnet8():
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
+def timed_runs(fn, images):
+    """RUNS runs of WARMUP untimed then STEPS timed calls; images per second of each run."""
+    rates = []
+    for _ in range(RUNS):
+        for _ in range(WARMUP):
+            fn()
+        t = time.perf_counter()
+        for _ in range(STEPS):
+            fn()
+        rates.append(images / (time.perf_counter() - t))
+    return rates
+
+
 def bench(name, net):
     x = torch.rand(BATCH, 3, 32, 32) * 2 - 1
     y = torch.randint(0, 10, (BATCH,))
@@ -64,24 +77,11 @@ def bench(name, net):
         loss.backward()
         opt.step()
 
-    train, infer = [], []
     net.train()
-    for _ in range(RUNS):
-        for _ in range(WARMUP):
-            step()
-        t = time.perf_counter()
-        for _ in range(STEPS):
-            step()
-        train.append(BATCH * STEPS / (time.perf_counter() - t))
+    train = timed_runs(step, BATCH * STEPS)
     net.eval()
     with torch.no_grad():
-        for _ in range(RUNS):
-            for _ in range(WARMUP):
-                net(x)
-            t = time.perf_counter()
-            for _ in range(STEPS):
-                net(x)
-            infer.append(BATCH * STEPS / (time.perf_counter() - t))
+        infer = timed_runs(lambda: net(x), BATCH * STEPS)
     return {"net": name, "train_img_per_s": statistics.median(train), "infer_img_per_s": statistics.median(infer),
             "train_runs": train, "infer_runs": infer}
 
@@ -89,19 +89,17 @@ def bench(name, net):
 def sgemm_peak(n=2048, reps=5):
     a = np.random.rand(n, n).astype(np.float32)
     b = np.random.rand(n, n).astype(np.float32)
-    a @ b
-    np_rates = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        np_rates.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    def gflops(mul):
+        mul()
+        rates = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            mul()
+            rates.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+        return rates
+
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    ta @ tb
-    t_rates = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        ta @ tb
-        t_rates.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    np_rates, t_rates = gflops(lambda: a @ b), gflops(lambda: ta @ tb)
     return statistics.median(np_rates), statistics.median(t_rates)
 
 

@@ -80,28 +80,23 @@ fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
         model.visit_params(&mut |n, p| opt.update(n, p));
         out.loss
     };
-    let mut train_runs = Vec::new();
-    for _ in 0..o.runs {
-        for _ in 0..o.warmup {
-            step(&mut model);
-        }
-        let t = Instant::now();
-        for _ in 0..o.steps {
-            step(&mut model);
-        }
-        train_runs.push((o.batch * o.steps) as f64 / t.elapsed().as_secs_f64());
-    }
-    let mut infer_runs = Vec::new();
-    for _ in 0..o.runs {
-        for _ in 0..o.warmup {
-            model.forward(&x, Mode::Eval);
-        }
-        let t = Instant::now();
-        for _ in 0..o.steps {
-            std::hint::black_box(model.forward(&x, Mode::Eval));
-        }
-        infer_runs.push((o.batch * o.steps) as f64 / t.elapsed().as_secs_f64());
-    }
+    // `runs` runs of `warmup` untimed then `steps` timed calls: images per second of each run.
+    let timed_runs = |model: &mut models::Model<f32>, f: &mut dyn FnMut(&mut models::Model<f32>)| -> Vec<f64> {
+        (0..o.runs)
+            .map(|_| {
+                (0..o.warmup).for_each(|_| f(model));
+                let t = Instant::now();
+                (0..o.steps).for_each(|_| f(model));
+                (o.batch * o.steps) as f64 / t.elapsed().as_secs_f64()
+            })
+            .collect()
+    };
+    let train_runs = timed_runs(&mut model, &mut |m| {
+        step(m);
+    });
+    let infer_runs = timed_runs(&mut model, &mut |m| {
+        std::hint::black_box(m.forward(&x, Mode::Eval));
+    });
     let mflop = 2.0 * model.net.macs(&model.batch_shape(1)) as f64 / 1e6;
     let train = median(&train_runs);
     Ok(BenchResult {

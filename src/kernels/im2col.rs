@@ -182,34 +182,27 @@ fn tap_phase(i: usize, p: usize, s: usize) -> (usize, isize) {
     (d.rem_euclid(s as isize) as usize, d.div_euclid(s as isize))
 }
 
-fn split_phases<T: Float>(g: &Geometry, plane: &[T], out: &mut [T]) {
+/// Calls `f(plane index, split index)` for every pixel: where it sits in the plane and in its stride phase.
+fn for_each_phase_pixel(g: &Geometry, mut f: impl FnMut(usize, usize)) {
     let s = g.stride;
     for ph in 0..s {
         for pw in 0..s {
             let (off, hp, wp) = phase_at(g, ph, pw);
             for a in 0..hp {
-                let src = &plane[(a * s + ph) * g.w..][..g.w];
-                for (b, o) in out[off + a * wp..][..wp].iter_mut().enumerate() {
-                    *o = src[b * s + pw];
+                for b in 0..wp {
+                    f((a * s + ph) * g.w + b * s + pw, off + a * wp + b);
                 }
             }
         }
     }
 }
 
+fn split_phases<T: Float>(g: &Geometry, plane: &[T], out: &mut [T]) {
+    for_each_phase_pixel(g, |p, q| out[q] = plane[p]);
+}
+
 fn merge_phases<T: Float>(g: &Geometry, split: &[T], plane: &mut [T]) {
-    let s = g.stride;
-    for ph in 0..s {
-        for pw in 0..s {
-            let (off, hp, wp) = phase_at(g, ph, pw);
-            for a in 0..hp {
-                let dst = &mut plane[(a * s + ph) * g.w..][..g.w];
-                for (b, &v) in split[off + a * wp..][..wp].iter().enumerate() {
-                    dst[b * s + pw] = v;
-                }
-            }
-        }
-    }
+    for_each_phase_pixel(g, |p, q| plane[p] = split[q]);
 }
 
 /// Output columns `[lo, hi)` of a row whose phase row has `wp` entries, read at shift `db`.

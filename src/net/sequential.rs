@@ -24,7 +24,7 @@ pub fn take_profile() -> Vec<(String, f64, f64, usize)> {
     v
 }
 
-fn record(_: &(), describe: impl FnOnce() -> String, t: Instant, backward: bool) {
+fn record(describe: impl FnOnce() -> String, t: Instant, backward: bool) {
     let dt = t.elapsed().as_secs_f64();
     let mut m = PROFILE.lock().unwrap_or_else(|e| e.into_inner());
     let e = m.entry(describe()).or_default();
@@ -104,7 +104,7 @@ impl<T: Float> Layer<T> for Sequential<T> {
             let t = Instant::now();
             let y = self.layers[i].1.forward(input, mode);
             if PROFILING.load(Ordering::Relaxed) && !self.layers[i].1.is_container() {
-                record(&(), || self.layers[i].1.describe(), t, false);
+                record(|| self.layers[i].1.describe(), t, false);
             }
             if i + 1 == n {
                 return y;
@@ -127,7 +127,7 @@ impl<T: Float> Layer<T> for Sequential<T> {
             let t = Instant::now();
             let dx = self.layers[i].1.backward(input, output, g);
             if PROFILING.load(Ordering::Relaxed) && !self.layers[i].1.is_container() {
-                record(&(), || self.layers[i].1.describe(), t, true);
+                record(|| self.layers[i].1.describe(), t, true);
             }
             grad = Some(dx);
         }
