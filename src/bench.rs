@@ -5,7 +5,7 @@ use crate::init::rng;
 use crate::layers::{Layer, Mode};
 use crate::loss::softmax_cross_entropy;
 use crate::models;
-use crate::optim::momentum::MomentumConfig;
+use crate::optim::{OptimConfig, Optimizer, OptimizerKind};
 use crate::tensor::Tensor;
 use crate::Result;
 use rand::Rng;
@@ -71,13 +71,13 @@ fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
     let mut r = rng(1);
     let x = Tensor::<f32>::from_fn(&shape, |_| r.random_range(-1.0..1.0));
     let labels: Vec<usize> = (0..o.batch).map(|_| r.random_range(0..10)).collect();
-    let mut opt = MomentumConfig::new(0.01).build::<f32>()?;
+    let mut opt = Optimizer::<f32>::new(OptimConfig::new(OptimizerKind::Momentum, 0.01))?;
     let mut step = |model: &mut models::Model<f32>| {
         model.zero_grad();
         let y = model.forward(&x, Mode::Train);
         let out = softmax_cross_entropy(&y, &labels);
         model.backward(&x, &y, &out.dscores);
-        model.visit_params(&mut |n, p| opt.update(n, p));
+        opt.step(model);
         out.loss
     };
     // `runs` runs of `warmup` untimed then `steps` timed calls: images per second of each run.

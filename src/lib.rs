@@ -16,6 +16,8 @@ pub mod models;
 pub mod net;
 pub mod optim;
 pub mod predict;
+pub mod regularize;
+pub mod schedule;
 pub mod summary;
 pub mod tensor;
 pub mod train;

@@ -127,15 +127,42 @@ enum Cmd {
         /// Images per step (default 128).
         #[arg(long, help_heading = "Schedule")]
         batch_size: Option<usize>,
-        /// sgd, momentum or adam.
+        /// sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, or lbfgs (full batch only).
         #[arg(long, help_heading = "Optimizer")]
         optimizer: Option<String>,
-        /// Initial learning rate; the recipe's lr_milestones divide it by 1/lr_gamma (step decay).
+        /// Base learning rate: the schedule's starting (or, for one-cycle, peak) rate.
         #[arg(long, help_heading = "Optimizer")]
         lr: Option<f64>,
-        /// L2 penalty on weights (biases and batch-norm parameters are not decayed).
+        /// rho of momentum and Nesterov (default 0.9).
+        #[arg(long, help_heading = "Optimizer")]
+        momentum: Option<f64>,
+        /// KIND[:key=value,...]: constant, step:every=N|milestones=[a,b],gamma=G, exponential:k=K,
+        /// inverse-time:k=K, cosine[:min_lr=X], sgdr:period=P,mult=M, one-cycle[:pct_start=F],
+        /// plateau[:factor=F,patience=N].
+        #[arg(long, help_heading = "Schedule")]
+        schedule: Option<String>,
+        /// Linear warm-up epochs before the schedule (from warmup_start * lr, default 0.1).
+        #[arg(long, help_heading = "Schedule")]
+        warmup_epochs: Option<f64>,
+        /// PyTorch-style weight decay on weights (decoupled for adamw); biases and batch norm are not decayed.
         #[arg(long, help_heading = "Regularization")]
         weight_decay: Option<f64>,
+        /// L2 term lambda * sum W^2 added to the loss (weights only).
+        #[arg(long, help_heading = "Regularization")]
+        l2: Option<f64>,
+        /// L1 term lambda * sum |W| (with --l2 too: elastic net).
+        #[arg(long, help_heading = "Regularization")]
+        l1: Option<f64>,
+        /// Clip gradients to this global L2 norm.
+        #[arg(long, help_heading = "Regularization")]
+        clip_norm: Option<f64>,
+        /// Clamp every gradient element to [-X, X].
+        #[arg(long, help_heading = "Regularization")]
+        clip_value: Option<f64>,
+        /// Polyak averaging of the weights with this decay (the lecture's 0.995), evaluated every epoch and
+        /// saved as checkpoints/ema.
+        #[arg(long, help_heading = "Regularization")]
+        ema_decay: Option<f64>,
         /// Seeds initialisation, the validation split, shuffling and augmentation.
         #[arg(long, help_heading = "Run")]
         seed: Option<u64>,
@@ -267,7 +294,15 @@ fn run(cli: Cli) -> Result<()> {
             batch_size,
             optimizer,
             lr,
+            momentum,
+            schedule,
+            warmup_epochs,
             weight_decay,
+            l2,
+            l1,
+            clip_norm,
+            clip_value,
+            ema_decay,
             seed,
             out,
             json,
@@ -301,8 +336,32 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = lr {
                 cfg.lr = v;
             }
+            if let Some(v) = momentum {
+                cfg.momentum = v;
+            }
+            if let Some(v) = schedule {
+                cfg.schedule = v.parse()?;
+            }
+            if let Some(v) = warmup_epochs {
+                cfg.warmup_epochs = v;
+            }
             if let Some(v) = weight_decay {
                 cfg.weight_decay = v;
+            }
+            if let Some(v) = l2 {
+                cfg.l2 = v;
+            }
+            if let Some(v) = l1 {
+                cfg.l1 = v;
+            }
+            if clip_norm.is_some() {
+                cfg.clip_norm = clip_norm;
+            }
+            if clip_value.is_some() {
+                cfg.clip_value = clip_value;
+            }
+            if ema_decay.is_some() {
+                cfg.ema_decay = ema_decay;
             }
             if let Some(v) = seed {
                 cfg.seed = v;
@@ -313,14 +372,17 @@ fn run(cli: Cli) -> Result<()> {
             let report = convkit::train::train(cfg, &TrainOptions { resume, quiet: false })?;
             let t = report.test.as_ref().expect("train reports its test evaluation");
             println!(
-                "done in {:.0}s: best val accuracy {:.2}% (epoch {}), test accuracy {:.2}% on {} images\nresults in {} (metrics.csv, config.toml, report.json, checkpoints/)",
+                "done in {:.0}s: best val accuracy {:.2}% (epoch {}), test accuracy {:.2}% on {} images",
                 report.wall_seconds,
                 100.0 * report.best_val_accuracy,
                 report.best_epoch,
                 100.0 * report.test_accuracy,
                 t.count,
-                report.run_dir.display()
             );
+            if let (Some(v), Some(t)) = (report.ema_val_accuracy, report.ema_test_accuracy) {
+                println!("Polyak-averaged weights: val accuracy {:.2}%, test accuracy {:.2}%", 100.0 * v, 100.0 * t);
+            }
+            println!("results in {} (metrics.csv, config.toml, report.json, checkpoints/)", report.run_dir.display());
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             }

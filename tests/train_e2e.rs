@@ -2,7 +2,7 @@
 //! SIGKILL mid-epoch resumes to a valid run folder; checkpoints are never half-written.
 
 use convkit::data::preprocess::{Preprocess, PreprocessKind};
-use convkit::optim::{Optimizer, OptimizerKind};
+use convkit::optim::{OptimConfig, Optimizer, OptimizerKind};
 use convkit::train::checkpoint::{self, Checkpoint, Meta};
 use convkit::train::{train, TrainConfig, TrainOptions};
 use std::path::Path;
@@ -22,8 +22,12 @@ fn recipe(out: &Path, epochs: usize, limit: Option<usize>) -> TrainConfig {
 fn metrics_rows(run: &Path) -> Vec<Vec<f64>> {
     let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next().unwrap(), "epoch,step,train_loss,train_acc,val_loss,val_acc,lr,seconds");
-    lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect()
+    assert_eq!(
+        lines.next().unwrap(),
+        "epoch,step,train_loss,train_acc,val_loss,val_acc,lr,seconds,ema_val_loss,ema_val_acc"
+    );
+    // Empty cells (no Polyak average) read as -1.
+    lines.map(|l| l.split(',').map(|v| if v.is_empty() { -1.0 } else { v.parse().unwrap() }).collect()).collect()
 }
 
 #[test]
@@ -115,30 +119,62 @@ fn sigkill_mid_epoch_then_resume() {
 
 #[test]
 fn resuming_reproduces_an_uninterrupted_run_exactly() {
-    let d = tempfile::tempdir().unwrap();
-    let quiet = TrainOptions { quiet: true, ..Default::default() };
-    let straight = d.path().join("straight");
-    train(recipe(&straight, 3, Some(1500)), &quiet).unwrap();
-    let split = d.path().join("split");
-    train(recipe(&split, 1, Some(1500)), &quiet).unwrap();
-    // Continue the one-epoch run to three epochs (as `convkit train --resume DIR --epochs 3` does).
-    let cfg = TrainConfig { epochs: 3, ..TrainConfig::from_file(&split.join("config.toml")).unwrap() };
-    train(cfg, &TrainOptions { resume: Some(split.clone()), quiet: true }).unwrap();
-    let (a, b) = (metrics_rows(&straight), metrics_rows(&split));
-    assert_eq!(a.len(), 3);
-    for (ra, rb) in a.iter().zip(&b) {
-        // Every column but the wall-clock seconds is identical: same batches, same optimizer state.
-        assert_eq!(ra[..7], rb[..7], "epoch {}", ra[0]);
+    // Plain momentum; then Nesterov with state-carrying extras (plateau memory, Polyak average, L1, clipping).
+    let extras = |c: &mut TrainConfig| {
+        c.optimizer = OptimizerKind::Nesterov;
+        c.schedule = "plateau:patience=0,factor=0.5,threshold=0.5".parse().unwrap();
+        c.ema_decay = Some(0.99);
+        c.l1 = 1e-5;
+        c.clip_norm = Some(2.0);
+    };
+    for variant in 0..2 {
+        let d = tempfile::tempdir().unwrap();
+        let quiet = TrainOptions { quiet: true, ..Default::default() };
+        let mk = |out: &Path, epochs| {
+            let mut c = recipe(out, epochs, Some(1500));
+            if variant == 1 {
+                extras(&mut c);
+            }
+            c
+        };
+        let straight = d.path().join("straight");
+        train(mk(&straight, 3), &quiet).unwrap();
+        let split = d.path().join("split");
+        train(mk(&split, 1), &quiet).unwrap();
+        // Continue the one-epoch run to three epochs (as `convkit train --resume DIR --epochs 3` does).
+        let cfg = TrainConfig { epochs: 3, ..TrainConfig::from_file(&split.join("config.toml")).unwrap() };
+        train(cfg, &TrainOptions { resume: Some(split.clone()), quiet: true }).unwrap();
+        let (a, b) = (metrics_rows(&straight), metrics_rows(&split));
+        assert_eq!(a.len(), 3);
+        for (ra, rb) in a.iter().zip(&b) {
+            // Every column but the wall-clock seconds is identical: same batches, same optimizer state.
+            assert_eq!(ra[..7], rb[..7], "variant {variant}, epoch {}", ra[0]);
+            assert_eq!(ra[8..], rb[8..], "variant {variant}, epoch {}", ra[0]);
+        }
+        if variant == 1 {
+            // The plateau rule fired (threshold 0.5 cannot be met), and the average was evaluated.
+            assert!(a[2][6] < a[0][6] * 0.6, "lr halved: {a:?}");
+            assert!(a.iter().all(|r| r[9] > 0.5), "Polyak accuracy recorded: {a:?}");
+        }
+        let w = |run: &Path, ck: &str| Checkpoint::load(&run.join("checkpoints").join(ck)).unwrap().tensors;
+        let same = |ck| {
+            w(&straight, ck)
+                .iter()
+                .zip(w(&split, ck).iter())
+                .all(|((n1, t1), (n2, t2))| n1 == n2 && t1.data() == t2.data())
+        };
+        assert!(same("last"));
+        if variant == 1 {
+            assert!(same("ema"));
+        }
     }
-    let w = |run: &Path| Checkpoint::load(&run.join("checkpoints/last")).unwrap().tensors;
-    assert!(w(&straight).iter().zip(w(&split).iter()).all(|((n1, t1), (n2, t2))| n1 == n2 && t1.data() == t2.data()));
 }
 
 #[test]
 fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
     let d = tempfile::tempdir().unwrap();
     let mut model = convkit::models::build::<f32>("lenet5", None, 0).unwrap();
-    let opt = Optimizer::<f32>::new(OptimizerKind::Momentum, 0.1, 0.9, 0.0).unwrap();
+    let opt = Optimizer::<f32>::new(OptimConfig::new(OptimizerKind::Momentum, 0.1)).unwrap();
     let prep = Preprocess { kind: PreprocessKind::None, shape: [1, 28, 28], mean: vec![], std: vec![], matrix: vec![] };
     let mut meta = Meta {
         model: "lenet5".into(),
@@ -151,12 +187,13 @@ fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
         best_val_accuracy: 0.5,
         optimizer: OptimizerKind::Momentum,
         optimizer_t: 0,
+        plateau: None,
         data: "mnist:x".into(),
         seed: 0,
     };
-    checkpoint::save(d.path(), "last", &mut model, &opt, &prep, &meta).unwrap();
+    checkpoint::save(d.path(), "last", &mut model, &opt.state(), &prep, &meta).unwrap();
     meta.epoch = 2;
-    checkpoint::save(d.path(), "last", &mut model, &opt, &prep, &meta).unwrap();
+    checkpoint::save(d.path(), "last", &mut model, &opt.state(), &prep, &meta).unwrap();
     assert_eq!(Checkpoint::load(&d.path().join("last")).unwrap().meta.epoch, 2);
     // A crash between the two renames leaves last.prev and a half-written last.tmp: load uses last.prev.
     std::fs::rename(d.path().join("last"), d.path().join("last.prev")).unwrap();

@@ -1,12 +1,12 @@
 //! Checkpoints: a folder per checkpoint (`last`, `best`) holding `model.safetensors` (weights, batch-norm buffers
-//! and the preprocessing tensors), `optimizer.safetensors` and `meta.json`. A checkpoint is written under
+//! and the preprocessing tensors), `optimizer.safetensors` (optimizer state, and the
+//! Polyak average as `polyak.*`) and `meta.json`. A checkpoint is written under
 //! `NAME.tmp/` and swapped in by renames, so `NAME/` is never half-written: a crash leaves either the old or the
 //! new checkpoint (in the worst case as `NAME.prev/`, which `load` falls back to).
 
 use crate::data::preprocess::{Preprocess, PreprocessKind};
 use crate::layers::Layer;
 use crate::models::Model;
-use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -28,8 +28,11 @@ pub struct Meta {
     pub val_accuracy: f64,
     pub best_val_accuracy: f64,
     pub optimizer: crate::optim::OptimizerKind,
-    /// Adam's step count.
+    /// Optimizer steps taken (Adam's bias-correction `t`).
     pub optimizer_t: u64,
+    /// The plateau schedule's memory (absent for other schedules and older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plateau: Option<crate::schedule::PlateauState>,
     pub data: String,
     pub seed: u64,
 }
@@ -122,7 +125,7 @@ pub fn save(
     dir: &Path,
     name: &str,
     model: &mut Model<f32>,
-    opt: &Optimizer<f32>,
+    opt_state: &BTreeMap<String, Tensor<f32>>,
     prep: &Preprocess,
     meta: &Meta,
 ) -> Result<PathBuf> {
@@ -141,8 +144,7 @@ pub fn save(
         ("model".to_string(), meta.model.clone()),
     ]);
     write_safetensors(&tmp.join("model.safetensors"), &tensors, Some(info))?;
-    let (state, _) = opt.state();
-    let st: Vec<(String, Tensor<f32>)> = state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let st: Vec<(String, Tensor<f32>)> = opt_state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     write_safetensors(&tmp.join("optimizer.safetensors"), &st, None)?;
     write_synced(&tmp.join("meta.json"), serde_json::to_string_pretty(meta).expect("meta serialises").as_bytes())?;
     if fin.exists() {

@@ -3,7 +3,9 @@
 
 use crate::data::augment::Augment;
 use crate::data::preprocess::PreprocessKind;
-use crate::optim::OptimizerKind;
+use crate::optim::{OptimConfig, OptimizerKind};
+use crate::regularize::Penalty;
+use crate::schedule::{Schedule, Scheduler};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -21,20 +23,55 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[serde(default)]
     pub optimizer: OptimizerKind,
+    /// The base learning rate (the schedule's starting or peak rate).
     #[serde(default = "d_lr")]
     pub lr: f64,
-    /// Momentum's rho.
+    /// rho of momentum and Nesterov.
     #[serde(default = "d_momentum")]
     pub momentum: f64,
-    /// L2 penalty on weights (not biases or batch-norm parameters).
+    /// Adam / AdamW betas.
+    #[serde(default = "d_momentum")]
+    pub beta1: f64,
+    #[serde(default = "d_beta2")]
+    pub beta2: f64,
+    /// RMSProp's decay rate.
+    #[serde(default = "d_decay_rate")]
+    pub decay_rate: f64,
+    /// Denominator guard of AdaGrad / RMSProp / Adam (default 1e-10 for AdaGrad, else 1e-8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eps: Option<f64>,
+    /// PyTorch-style weight decay on weights (not biases or batch-norm parameters): `wd*W` joins the gradient;
+    /// decoupled for AdamW.
     #[serde(default)]
     pub weight_decay: f64,
-    /// Step decay: multiply the learning rate by `lr_gamma` at each of these epochs (1-based, the epoch that
-    /// starts with the lower rate).
+    /// The lecture's L2 term `l2 * sum W^2` in the loss (so `weight_decay = 2*l2`).
     #[serde(default)]
-    pub lr_milestones: Vec<usize>,
-    #[serde(default = "d_gamma")]
-    pub lr_gamma: f64,
+    pub l2: f64,
+    /// L1 term `l1 * sum |W|`; with `l2` too, elastic net.
+    #[serde(default)]
+    pub l1: f64,
+    /// Clip gradients to this global L2 norm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
+    /// Clamp each gradient element to [-v, v].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_value: Option<f64>,
+    /// The learning-rate schedule, a `[schedule]` table with `kind = "step" | "cosine" | ...`.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Epochs of linear warm-up before the schedule (fractions allowed).
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    /// Warm-up starts at this fraction of `lr`.
+    #[serde(default = "d_warmup_start")]
+    pub warmup_start: f64,
+    /// L-BFGS settings (history, max_iter per epoch, line_search), with `optimizer = "lbfgs"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lbfgs: Option<crate::optim::lbfgs::Lbfgs>,
+    /// Polyak averaging: keep `x_avg = d*x_avg + (1-d)*x` after every step, evaluate it each epoch and save it as
+    /// checkpoint `ema`. The lecture's decay is 0.995.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
     #[serde(default)]
     pub seed: u64,
     /// Validation images carved from the training split; default 10% (5000 for CIFAR-10).
@@ -44,7 +81,7 @@ pub struct TrainConfig {
     pub preprocess: PreprocessKind,
     #[serde(default)]
     pub augment: Augment,
-    /// Train on only the first N training images (after the validation split): quick experiments and tests.
+    /// Train on a seeded random N of the training images (after the validation split): quick experiments, tests.
     #[serde(default)]
     pub limit: Option<usize>,
     /// Run folder; default `runs/<model>-<data kind>`.
@@ -64,7 +101,13 @@ fn d_lr() -> f64 {
 fn d_momentum() -> f64 {
     0.9
 }
-fn d_gamma() -> f64 {
+fn d_beta2() -> f64 {
+    0.999
+}
+fn d_decay_rate() -> f64 {
+    0.99
+}
+fn d_warmup_start() -> f64 {
     0.1
 }
 
@@ -103,19 +146,46 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("Invalid learning rate: {}", self.lr));
         }
-        if !(self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
-            return bad(format!("lr_gamma {} must be in (0, 1]", self.lr_gamma));
+        if self.optimizer != OptimizerKind::Lbfgs {
+            self.optim().validate()?;
         }
-        if self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
-            return bad(format!("Invalid weight decay: {}", self.weight_decay));
+        for (name, v) in [("l1", self.l1), ("l2", self.l2)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return bad(format!("Invalid {name} penalty: {v} (must be >= 0)"));
+            }
         }
+        for (name, v) in [("clip_norm", self.clip_norm), ("clip_value", self.clip_value)] {
+            if v.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+                return bad(format!("Invalid {name}: {v:?} (must be > 0)"));
+            }
+        }
+        if self.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) {
+            return bad(format!("Invalid ema_decay: {:?} (must be in [0, 1), e.g. 0.995)", self.ema_decay));
+        }
+        self.scheduler().validate(self.epochs)?;
         self.data.parse::<crate::data::DataSpec>()?;
         Ok(())
     }
 
-    /// The step-decay learning rate for epoch `e` (1-based).
-    pub fn lr_at(&self, e: usize) -> f64 {
-        self.lr * self.lr_gamma.powi(self.lr_milestones.iter().filter(|&&m| e >= m).count() as i32)
+    pub fn optim(&self) -> OptimConfig {
+        OptimConfig {
+            kind: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            decay_rate: self.decay_rate,
+            eps: self.eps,
+        }
+    }
+
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(self.lr, self.schedule.clone(), self.warmup_epochs, self.warmup_start)
+    }
+
+    pub fn penalty(&self) -> Penalty {
+        Penalty { l1: self.l1, l2: self.l2 }
     }
 
     pub fn default_out(&self) -> PathBuf {
@@ -130,13 +200,17 @@ mod tests {
 
     #[test]
     fn recipe_round_trips_and_steps() {
-        let c: TrainConfig =
-            toml::from_str("model = 'lenet5'\ndata = 'mnist:x'\nlr = 0.1\nlr_milestones = [3, 5]\n").unwrap();
+        let c: TrainConfig = toml::from_str(
+            "model = 'lenet5'\ndata = 'mnist:x'\nlr = 0.1\nema_decay = 0.995\n[schedule]\nkind = 'step'\nmilestones = [3, 5]\n",
+        )
+        .unwrap();
         assert_eq!(c.epochs, 10);
         assert_eq!(toml::from_str::<TrainConfig>(&c.to_toml()).unwrap(), c);
-        assert!(
-            (c.lr_at(2) - 0.1).abs() < 1e-12 && (c.lr_at(3) - 0.01).abs() < 1e-12 && (c.lr_at(5) - 0.001).abs() < 1e-12
-        );
+        let lr = |e: u64| c.scheduler().lr(&crate::schedule::Clock { step: e, steps_per_epoch: 1, epochs: 10 });
+        assert!((lr(2) - 0.1).abs() < 1e-12 && (lr(3) - 0.01).abs() < 1e-12 && (lr(5) - 0.001).abs() < 1e-12);
+        assert!(c.validate().is_ok());
+        assert!(TrainConfig { ema_decay: Some(1.5), ..c.clone() }.validate().is_err());
+        assert!(TrainConfig { l1: -1.0, ..c.clone() }.validate().is_err());
         assert!(
             toml::from_str::<TrainConfig>("model = 'x'\ndata = 'mnist:x'\nlearning_rate = 1").is_err(),
             "typos are errors"

@@ -11,7 +11,12 @@ use crate::data::{split, DataSpec, Split};
 use crate::evaluate::{evaluate, EvalReport};
 use crate::loss::softmax_cross_entropy;
 use crate::models::{self, Model};
-use crate::optim::Optimizer;
+use crate::optim::lbfgs::Lbfgs;
+use crate::optim::polyak::Polyak;
+use crate::optim::{clip, OptimConfig, Optimizer, OptimizerKind};
+use crate::regularize::Penalty;
+use crate::schedule::Clock;
+use crate::tensor::Tensor;
 use crate::{Error, Mode, Result};
 use checkpoint::{Checkpoint, Meta};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,12 +49,17 @@ pub struct TrainReport {
     /// Accuracy of the `best` checkpoint (by validation accuracy) on the test split, touched once at the end.
     pub test_accuracy: f64,
     pub test_loss: f64,
+    /// With Polyak averaging: the averaged weights' last validation accuracy and their test accuracy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema_val_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema_test_accuracy: Option<f64>,
     pub wall_seconds: f64,
     #[serde(skip)]
     pub test: Option<EvalReport>,
 }
 
-const METRICS_HEADER: &str = "epoch,step,train_loss,train_acc,val_loss,val_acc,lr,seconds";
+const METRICS_HEADER: &str = "epoch,step,train_loss,train_acc,val_loss,val_acc,lr,seconds,ema_val_loss,ema_val_acc";
 
 /// A fresh run folder: the given one, or the next free `NAME-2`, `NAME-3`, ... if it already holds a run.
 fn fresh_dir(base: &Path) -> PathBuf {
@@ -116,7 +126,11 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     let val_n = cfg.val.unwrap_or_else(|| spec.default_val(full.len()));
     let (mut train_idx, val_idx) = split::train_val(full.len(), val_n, cfg.seed);
     if let Some(l) = cfg.limit {
+        // A seeded random subset: image folders are stored class by class, so a prefix would be one class.
+        use rand::seq::SliceRandom;
+        train_idx.shuffle(&mut crate::init::rng(cfg.seed ^ 0x11a1_7000));
         train_idx.truncate(l);
+        train_idx.sort_unstable();
     }
     let classes = full.classes.clone();
     let full = Arc::new(full);
@@ -125,14 +139,46 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         None => Preprocess::fit(cfg.preprocess, &full.subset(&train_idx))?,
     });
     let mut model = models::build::<f32>(&cfg.model, Some(classes.len()), cfg.seed)?.for_training();
-    let mut opt = Optimizer::<f32>::new(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)?;
+    let lbfgs = (cfg.optimizer == OptimizerKind::Lbfgs).then(|| cfg.lbfgs.clone().unwrap_or_default());
+    if lbfgs.is_some() {
+        // Curvature pairs from different mini-batches or augmentations describe different functions.
+        if cfg.batch_size < train_idx.len() || !cfg.augment.is_identity() {
+            return Err(Error::Config(format!(
+                "L-BFGS needs the same deterministic loss at every evaluation, so it runs full-batch only: set \
+                 batch_size >= the {} training images (e.g. limit = 2000, batch_size = 2000) and turn augmentation \
+                 off, or pick a mini-batch optimizer (momentum, nesterov, adam, ...)",
+                train_idx.len()
+            )));
+        }
+    }
+    // L-BFGS keeps its own state inside each epoch's minimisation; the first-order optimizer stays idle.
+    let mut opt =
+        Optimizer::<f32>::new(if lbfgs.is_some() { OptimConfig::new(OptimizerKind::Sgd, 0.0) } else { cfg.optim() })?;
+    let mut sched = cfg.scheduler();
+    let penalty = cfg.penalty();
+    let mut ema = cfg.ema_decay.map(|d| Polyak::new(&mut model, d));
     let (mut start, mut step, mut best, mut best_epoch) = (0, 0u64, -1.0f64, 0);
     std::fs::create_dir_all(run_dir.join("checkpoints"))
         .map_err(|e| Error::file(&run_dir, format!("cannot create the run folder: {e}")))?;
     let metrics = run_dir.join("metrics.csv");
     if let Some(ck) = &resumed {
         checkpoint::load_into(&mut model, &ck.tensors, &ck.dir.join("model.safetensors"))?;
-        opt.load_state(ck.optimizer.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), ck.meta.optimizer_t);
+        let (avg, state): (Vec<_>, Vec<_>) =
+            ck.optimizer.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| k.starts_with("polyak."));
+        opt.load_state(state.into_iter().collect(), ck.meta.optimizer_t)
+            .map_err(|e| Error::file(&ck.dir.join("optimizer.safetensors"), e.to_string()))?;
+        if let Some(ema) = &mut ema {
+            if avg.is_empty() {
+                return Err(Error::file(
+                    &ck.dir,
+                    "this run has no Polyak average to resume: drop ema_decay or start afresh",
+                ));
+            }
+            ema.avg = avg.into_iter().map(|(k, v)| (k["polyak.".len()..].to_string(), v)).collect();
+        }
+        if let Some(p) = &ck.meta.plateau {
+            sched.plateau = p.clone();
+        }
         (start, step, best) = (ck.meta.epoch, ck.meta.step, ck.meta.best_val_accuracy);
         best_epoch = if run_dir.join("checkpoints/best").exists() {
             Checkpoint::load(&run_dir.join("checkpoints/best"))?.meta.epoch
@@ -160,30 +206,52 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             run_dir.display()
         );
     }
+    let steps_per_epoch = train_idx.len().div_ceil(cfg.batch_size) as u64;
+    let mut ema_val: Option<(f64, f64)> = None; // (loss, accuracy)
     for epoch in start + 1..=cfg.epochs {
-        let lr = cfg.lr_at(epoch);
-        opt.set_lr(lr);
         let t0 = Instant::now();
         let batches = loader::epoch(full.clone(), train_idx.clone(), prep.clone(), &loader_cfg, epoch);
         let pb = progress(opts.quiet, batches.len, format!("epoch {epoch}/{}", cfg.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        let mut lr = cfg.lr;
         for b in batches {
+            if let Some(lb) = &lbfgs {
+                let (loss, ok, iters) = lbfgs_epoch(&mut model, &b.x, &b.labels, &penalty, lb);
+                if !loss.is_finite() {
+                    return Err(Error::Config(format!("L-BFGS diverged at epoch {epoch}: the loss is {loss}")));
+                }
+                step += iters as u64;
+                (loss_sum, correct, seen) = (loss * b.labels.len() as f64, ok, b.labels.len());
+                pb.inc(1);
+                continue;
+            }
+            lr = sched.lr(&Clock { step, steps_per_epoch, epochs: cfg.epochs });
+            opt.set_lr(lr);
             model.zero_grad();
             let y = model.forward(&b.x, Mode::Train);
             let out = softmax_cross_entropy(&y, &b.labels);
-            if !out.loss.is_finite() {
+            model.backward(&b.x, &y, &out.dscores);
+            let loss = out.loss as f64 + penalty.apply(&mut model);
+            if !loss.is_finite() {
                 pb.abandon();
                 return Err(Error::Config(format!(
-                    "training diverged: the loss is {} at epoch {epoch}, step {step}. Lower the learning rate (it is {lr}). \
+                    "training diverged: the loss is {loss} at epoch {epoch}, step {step}. Lower the learning rate (it is {lr}). \
                      The checkpoints of the last finished epoch are intact in {}",
-                    out.loss,
                     run_dir.join("checkpoints").display()
                 )));
             }
-            model.backward(&b.x, &y, &out.dscores);
+            if let Some(v) = cfg.clip_value {
+                clip::by_value(&mut model, v);
+            }
+            if let Some(n) = cfg.clip_norm {
+                clip::by_norm(&mut model, n);
+            }
             opt.step(&mut model);
+            if let Some(ema) = &mut ema {
+                ema.update(&mut model);
+            }
             step += 1;
-            loss_sum += out.loss as f64 * b.labels.len() as f64;
+            loss_sum += loss * b.labels.len() as f64;
             correct += out.correct;
             seen += b.labels.len();
             pb.inc(1);
@@ -196,6 +264,13 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         }
         pb.finish_and_clear();
         let val = evaluate(&mut model, &full, val_idx.clone(), &prep, 256);
+        if let Some(ema) = &mut ema {
+            ema.swap(&mut model);
+            let e = evaluate(&mut model, &full, val_idx.clone(), &prep, 256);
+            ema_val = Some((e.loss, e.accuracy));
+            ema.swap(&mut model);
+        }
+        let cut = sched.end_epoch(val.accuracy);
         let secs = t0.elapsed().as_secs_f64();
         final_loss = loss_sum / seen.max(1) as f64;
         let train_acc = correct as f64 / seen.max(1) as f64;
@@ -203,9 +278,10 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             .append(true)
             .open(&metrics)
             .map_err(|e| Error::file(&metrics, format!("cannot append: {e}")))?;
+        let ema_cols = ema_val.map_or(",".into(), |(l, a)| format!("{l:.6},{a:.6}"));
         writeln!(
             f,
-            "{epoch},{step},{final_loss:.6},{train_acc:.6},{:.6},{:.6},{lr:.6e},{secs:.2}",
+            "{epoch},{step},{final_loss:.6},{train_acc:.6},{:.6},{:.6},{lr:.6e},{secs:.2},{ema_cols}",
             val.loss, val.accuracy
         )?;
         let improved = val.accuracy > best;
@@ -222,23 +298,36 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
             val_accuracy: val.accuracy,
             best_val_accuracy: best,
             optimizer: cfg.optimizer,
-            optimizer_t: opt.state().1,
+            optimizer_t: opt.t,
+            plateau: matches!(cfg.schedule, crate::schedule::Schedule::Plateau { .. }).then(|| sched.plateau.clone()),
             data: cfg.data.clone(),
             seed: cfg.seed,
         };
         let ck = run_dir.join("checkpoints");
+        let mut state = opt.state();
+        let none = Default::default();
         if improved {
-            checkpoint::save(&ck, "best", &mut model, &opt, &prep, &meta)?;
+            checkpoint::save(&ck, "best", &mut model, &none, &prep, &meta)?;
         }
-        checkpoint::save(&ck, "last", &mut model, &opt, &prep, &meta)?;
+        if let (Some(ema), Some(ev)) = (&mut ema, ema_val) {
+            state.extend(ema.avg.iter().map(|(k, v)| (format!("polyak.{k}"), v.clone())));
+            ema.swap(&mut model);
+            let m = Meta { val_accuracy: ev.1, ..meta.clone() };
+            let saved = checkpoint::save(&ck, "ema", &mut model, &none, &prep, &m);
+            ema.swap(&mut model);
+            saved?;
+        }
+        checkpoint::save(&ck, "last", &mut model, &state, &prep, &meta)?;
         if !opts.quiet {
+            let ema_note = ema_val.map_or(String::new(), |(_, a)| format!(" | polyak val acc {:.2}%", 100.0 * a));
             eprintln!(
-                "epoch {epoch}/{}: train loss {final_loss:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | lr {lr:.3e} | {secs:.1}s",
+                "epoch {epoch}/{}: train loss {final_loss:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{}{ema_note} | lr {lr:.3e} | {secs:.1}s{}",
                 cfg.epochs,
                 100.0 * train_acc,
                 val.loss,
                 100.0 * val.accuracy,
-                if improved { " (best)" } else { "" }
+                if improved { " (best)" } else { "" },
+                if cut { " | plateau: lr reduced" } else { "" }
             );
         }
     }
@@ -247,7 +336,18 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     let mut best_model: Model<f32> = best_ck.model()?;
     let test_ds = Arc::new(spec.load(Split::Test, Some([info.input[1], info.input[2]]))?);
     let test_idx = Arc::new((0..test_ds.len()).collect::<Vec<_>>());
-    let test = evaluate(&mut best_model, &test_ds, test_idx, &prep, 256);
+    let test = evaluate(&mut best_model, &test_ds, test_idx.clone(), &prep, 256);
+    let ema_test = match cfg.ema_decay {
+        Some(_) => {
+            let mut m = Checkpoint::load(&run_dir.join("checkpoints").join("ema"))?.model()?;
+            Some(evaluate(&mut m, &test_ds, test_idx, &prep, 256).accuracy)
+        }
+        None => None,
+    };
+    if ema_val.is_none() && cfg.ema_decay.is_some() {
+        // A resumed run that had nothing left to train: the average's figures come from its checkpoint.
+        ema_val = Some((f64::NAN, Checkpoint::load(&run_dir.join("checkpoints").join("ema"))?.meta.val_accuracy));
+    }
     let report = TrainReport {
         run_dir: run_dir.clone(),
         model: cfg.model.clone(),
@@ -261,6 +361,8 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
         best_val_accuracy: best,
         test_accuracy: test.accuracy,
         test_loss: test.loss,
+        ema_val_accuracy: ema_val.map(|e| e.1),
+        ema_test_accuracy: ema_test,
         wall_seconds: started.elapsed().as_secs_f64(),
         test: Some(test),
     };
@@ -270,4 +372,53 @@ pub fn train(mut cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainReport> {
     std::fs::write(&rp, serde_json::to_string_pretty(&json).expect("serialises"))
         .map_err(|e| Error::file(&rp, format!("cannot write: {e}")))?;
     Ok(report)
+}
+
+/// One epoch of full-batch L-BFGS: minimise the batch loss (plus penalty) over all trainable parameters.
+/// Returns the final loss, the number right, and the iterations taken.
+fn lbfgs_epoch(
+    model: &mut Model<f32>,
+    x: &Tensor<f32>,
+    labels: &[usize],
+    pen: &Penalty,
+    lb: &Lbfgs,
+) -> (f64, usize, usize) {
+    let gather = |m: &mut Model<f32>, grad: bool, out: &mut Vec<f64>| {
+        out.clear();
+        m.visit_params(&mut |_, p| {
+            if !p.frozen {
+                out.extend((if grad { &p.grad } else { &p.value }).data().iter().map(|&v| v as f64));
+            }
+        });
+    };
+    let scatter = |m: &mut Model<f32>, w: &[f64]| {
+        let mut i = 0;
+        m.visit_params(&mut |_, p| {
+            if !p.frozen {
+                for v in p.value.data_mut() {
+                    *v = w[i] as f32;
+                    i += 1;
+                }
+            }
+        });
+    };
+    let mut w = Vec::new();
+    gather(model, false, &mut w);
+    let mut buf = Vec::new();
+    let mut f = |wt: &[f64], g: &mut [f64]| {
+        scatter(model, wt);
+        model.zero_grad();
+        let y = model.forward(x, Mode::Train);
+        let out = softmax_cross_entropy(&y, labels);
+        model.backward(x, &y, &out.dscores);
+        let loss = out.loss as f64 + pen.apply(model);
+        gather(model, true, &mut buf);
+        g.copy_from_slice(&buf);
+        loss
+    };
+    let rep = lb.minimize(&mut w, &mut f);
+    scatter(model, &w);
+    let y = model.forward(x, Mode::Eval);
+    let correct = softmax_cross_entropy(&y, labels).correct;
+    (rep.loss, correct, rep.iterations)
 }
