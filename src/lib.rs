@@ -16,6 +16,7 @@ pub mod models;
 pub mod net;
 pub mod optim;
 pub mod predict;
+pub mod race;
 pub mod regularize;
 pub mod schedule;
 pub mod summary;

@@ -173,6 +173,28 @@ enum Cmd {
         #[arg(long, help_heading = "Run")]
         json: bool,
     },
+    /// Race the optimizers (SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam, L-BFGS) over the lecture's 2-D test
+    /// surfaces: an ill-conditioned "taco shell", a saddle point, a local minimum, and noisy gradients. Draws their
+    /// paths over the loss contours and prints how many steps each needs to reach the tolerance.
+    ///
+    /// Example: convkit optim-race --out race.png
+    OptimRace {
+        /// The PNG to write.
+        #[arg(long, default_value = "race.png")]
+        out: PathBuf,
+        /// Steps per optimizer and surface.
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// A lane has arrived when its loss is within this of the surface's minimum.
+        #[arg(long, default_value_t = 1e-3)]
+        tol: f64,
+        /// Seeds the gradient noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the lanes (without paths) as one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate a trained model: accuracy, per-class accuracy and the confusion matrix.
     Eval {
         /// A run folder (uses its `best` checkpoint).
@@ -385,6 +407,24 @@ fn run(cli: Cli) -> Result<()> {
             println!("results in {} (metrics.csv, config.toml, report.json, checkpoints/)", report.run_dir.display());
             if json {
                 println!("{}", serde_json::to_string(&report)?);
+            }
+        }
+        Cmd::OptimRace { out, steps, tol, seed, json } => {
+            if steps == 0 || !(tol > 0.0) {
+                bail!("--steps must be at least 1 and --tol positive");
+            }
+            let lanes = convkit::race::run(steps, tol, seed)?;
+            convkit::race::plot(&lanes, &out)?;
+            if json {
+                let v: Vec<_> = lanes
+                    .iter()
+                    .map(|l| serde_json::json!({"optimizer": l.optimizer, "surface": l.surface, "lr": l.lr,
+                        "steps_to_tol": l.steps_to_tol, "final_loss": l.final_loss}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                print!("{}", convkit::race::table(&lanes, steps));
+                println!("wrote {}", out.display());
             }
         }
         Cmd::Eval { run, checkpoint, data, split, json } => {

@@ -88,11 +88,16 @@ fn load_font() -> Result<&'static [u8]> {
 }
 
 /// Draws top-1 accuracy against multiply-adds (log scale), bubble area proportional to parameters.
+/// Makes a system TrueType font available to plotters as "sans-serif" (charts here and in `race`).
+pub(crate) fn register_font() -> Result<()> {
+    let font = load_font()?;
+    plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, font)
+        .map_err(|_| Error::Config("the chart font could not be parsed; set CONVKIT_FONT to another .ttf".into()))
+}
+
 pub fn plot(entries: &[Entry], path: &Path) -> Result<()> {
     use plotters::prelude::*;
-    let font = load_font()?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-        .map_err(|_| Error::Config("the chart font could not be parsed; set CONVKIT_FONT to another .ttf".into()))?;
+    register_font()?;
     let err = |e: &dyn std::fmt::Display| Error::file(path, format!("cannot draw the chart: {e}"));
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;

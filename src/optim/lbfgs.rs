@@ -72,6 +72,11 @@ struct Trial {
 impl Lbfgs {
     /// Minimizes `f` from `x` (updated in place).
     pub fn minimize(&self, x: &mut [f64], f: &mut Objective) -> LbfgsReport {
+        self.minimize_observed(x, f, &mut |_, _| {})
+    }
+
+    /// As `minimize`, calling `each(x, loss)` after every iteration (to draw or log the path).
+    pub fn minimize_observed(&self, x: &mut [f64], f: &mut Objective, each: &mut dyn FnMut(&[f64], f64)) -> LbfgsReport {
         let n = x.len();
         let mut g = vec![0.0; n];
         let mut loss = f(x, &mut g);
@@ -137,6 +142,7 @@ impl Lbfgs {
             let change = (best.f - loss).abs();
             loss = best.f;
             g = best.g;
+            each(x, loss);
             if max_abs(&g) <= self.tol_grad {
                 stop = "tol_grad";
                 break;
