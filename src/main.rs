@@ -121,6 +121,9 @@ enum Cmd {
         /// channel-norm (default), mean-image, zca, pca or none; fitted on the training split only.
         #[arg(long, help_heading = "Model and data")]
         preprocess: Option<String>,
+        /// Train on a seeded random subset of this many training images (quick experiments).
+        #[arg(long, help_heading = "Model and data")]
+        limit: Option<usize>,
         /// Total epochs (with --resume: continue up to this many).
         #[arg(long, help_heading = "Schedule")]
         epochs: Option<usize>,
@@ -312,6 +315,7 @@ fn run(cli: Cli) -> Result<()> {
             data,
             val,
             preprocess,
+            limit,
             epochs,
             batch_size,
             optimizer,
@@ -345,6 +349,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(v) = preprocess {
                 cfg.preprocess = v.parse()?;
+            }
+            if limit.is_some() {
+                cfg.limit = limit;
             }
             if let Some(v) = epochs {
                 cfg.epochs = v;
@@ -418,8 +425,10 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 let v: Vec<_> = lanes
                     .iter()
-                    .map(|l| serde_json::json!({"optimizer": l.optimizer, "surface": l.surface, "lr": l.lr,
-                        "steps_to_tol": l.steps_to_tol, "final_loss": l.final_loss}))
+                    .map(|l| {
+                        serde_json::json!({"optimizer": l.optimizer, "surface": l.surface, "lr": l.lr,
+                        "steps_to_tol": l.steps_to_tol, "final_loss": l.final_loss})
+                    })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {

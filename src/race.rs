@@ -18,6 +18,8 @@ use std::path::Path;
 /// A 2-D test function with its gradient, start point, best value and the region to draw.
 pub struct Surface {
     pub name: &'static str,
+    /// A column header for the table.
+    pub short: &'static str,
     pub f: fn(f64, f64) -> (f64, [f64; 2]),
     pub start: [f64; 2],
     /// The global minimum's value (steps are counted until `f - min < tol`).
@@ -53,10 +55,46 @@ pub fn surfaces() -> Vec<Surface> {
         local_min(x, 0.0).0
     };
     vec![
-        Surface { name: "ill-conditioned quadratic (taco shell)", f: taco, start: [-9.0, 1.5], min: 0.0, noise: 0.0, x_range: (-10.0, 2.0), y_range: (-2.0, 2.0) },
-        Surface { name: "saddle point", f: saddle, start: [-1.5, 1e-3], min: -1.0, noise: 0.0, x_range: (-2.0, 1.0), y_range: (-0.5, 2.0) },
-        Surface { name: "local minimum", f: local_min, start: [2.2, 1.0], min: lm, noise: 0.0, x_range: (-2.0, 2.5), y_range: (-1.2, 1.2) },
-        Surface { name: "taco shell, noisy gradients", f: taco, start: [-9.0, 1.5], min: 0.0, noise: 0.5, x_range: (-10.0, 2.0), y_range: (-2.0, 2.0) },
+        Surface {
+            name: "ill-conditioned quadratic (taco shell)",
+            short: "taco shell",
+            f: taco,
+            start: [-9.0, 1.5],
+            min: 0.0,
+            noise: 0.0,
+            x_range: (-10.0, 2.0),
+            y_range: (-2.0, 2.0),
+        },
+        Surface {
+            name: "saddle point",
+            short: "saddle point",
+            f: saddle,
+            start: [-1.5, 1e-3],
+            min: -1.0,
+            noise: 0.0,
+            x_range: (-2.0, 1.0),
+            y_range: (-0.5, 2.0),
+        },
+        Surface {
+            name: "local minimum",
+            short: "local minimum",
+            f: local_min,
+            start: [2.2, 1.0],
+            min: lm,
+            noise: 0.0,
+            x_range: (-2.0, 2.5),
+            y_range: (-1.2, 1.2),
+        },
+        Surface {
+            name: "taco shell, noisy gradients",
+            short: "noisy taco shell",
+            f: taco,
+            start: [-9.0, 1.5],
+            min: 0.0,
+            noise: 0.5,
+            x_range: (-10.0, 2.0),
+            y_range: (-2.0, 2.0),
+        },
     ]
 }
 
@@ -137,7 +175,7 @@ pub fn table(lanes: &[Lane], steps: usize) -> String {
     let surfaces = surfaces();
     let mut out = format!("{:<14}", "steps to tol");
     for s in &surfaces {
-        out += &format!(" | {:>22}", s.name.split(',').next().unwrap_or(s.name).split(" (").next().unwrap_or(""));
+        out += &format!(" | {:>22}", s.short);
     }
     out += "\n";
     for (name, _, _) in contestants() {
@@ -192,7 +230,10 @@ pub fn plot(lanes: &[Lane], path: &Path) -> Result<()> {
                 let base = (235.0 - 6.0 * v.clamp(-8.0, 6.0)) as u8;
                 let shade = if band % 2 == 0 { base } else { base.saturating_sub(14) };
                 let (x0, y0) = (s.x_range.0 + i as f64 * dx, s.y_range.0 + j as f64 * dy);
-                cells.push(Rectangle::new([(x0, y0), (x0 + dx, y0 + dy)], RGBColor(shade, shade, shade.saturating_add(12)).filled()));
+                cells.push(Rectangle::new(
+                    [(x0, y0), (x0 + dx, y0 + dy)],
+                    RGBColor(shade, shade, shade.saturating_add(12)).filled(),
+                ));
             }
         }
         chart.draw_series(cells).map_err(|e| err(&e))?;
@@ -201,21 +242,21 @@ pub fn plot(lanes: &[Lane], path: &Path) -> Result<()> {
             let Some(lane) = lanes.iter().find(|l| &l.optimizer == name && l.surface == s.name) else { continue };
             let (r, g, b) = COLOURS[k % COLOURS.len()];
             let c = RGBColor(r, g, b);
-            let inside = |p: &[f64; 2]| {
-                (p[0].clamp(s.x_range.0, s.x_range.1), p[1].clamp(s.y_range.0, s.y_range.1))
-            };
+            let inside = |p: &[f64; 2]| (p[0].clamp(s.x_range.0, s.x_range.1), p[1].clamp(s.y_range.0, s.y_range.1));
             // Segment by segment: a thick polyline's miter joins turn sharp reversals (noisy paths) into spikes.
             chart
-                .draw_series(lane.path.windows(2).map(|w| PathElement::new(vec![inside(&w[0]), inside(&w[1])], c.stroke_width(2))))
+                .draw_series(
+                    lane.path
+                        .windows(2)
+                        .map(|w| PathElement::new(vec![inside(&w[0]), inside(&w[1])], c.stroke_width(2))),
+                )
                 .map_err(|e| err(&e))?
                 .label(match lane.steps_to_tol {
                     Some(n) => format!("{name} ({n} steps)"),
                     None => format!("{name} (not reached)"),
                 })
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
-            chart
-                .draw_series(lane.path.last().map(|p| Circle::new(inside(p), 4, c.filled())))
-                .map_err(|e| err(&e))?;
+            chart.draw_series(lane.path.last().map(|p| Circle::new(inside(p), 4, c.filled()))).map_err(|e| err(&e))?;
         }
         chart
             .draw_series(std::iter::once(Cross::new((s.start[0], s.start[1]), 7, BLACK.stroke_width(2))))

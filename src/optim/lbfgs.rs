@@ -76,7 +76,12 @@ impl Lbfgs {
     }
 
     /// As `minimize`, calling `each(x, loss)` after every iteration (to draw or log the path).
-    pub fn minimize_observed(&self, x: &mut [f64], f: &mut Objective, each: &mut dyn FnMut(&[f64], f64)) -> LbfgsReport {
+    pub fn minimize_observed(
+        &self,
+        x: &mut [f64],
+        f: &mut Objective,
+        each: &mut dyn FnMut(&[f64], f64),
+    ) -> LbfgsReport {
         let n = x.len();
         let mut g = vec![0.0; n];
         let mut loss = f(x, &mut g);
