@@ -214,11 +214,12 @@ impl<T: Float> Optimizer<T> {
         }
         let wd = if p.kind == ParamKind::Weight { self.cfg.weight_decay } else { 0.0 };
         let h = Step { lr: T::c(self.cfg.lr), wd: T::c(wd), t: self.t.max(1) };
-        let n = self.rule.slots().len();
-        let s = self
-            .state
-            .entry(name.to_string())
-            .or_insert_with(|| (0..n).map(|_| Tensor::zeros(p.value.shape())).collect());
+        // Look up before inserting: the name is allocated once per parameter, not once per step.
+        if !self.state.contains_key(name) {
+            let n = self.rule.slots().len();
+            self.state.insert(name.to_string(), (0..n).map(|_| Tensor::zeros(p.value.shape())).collect());
+        }
+        let s = self.state.get_mut(name).expect("inserted above");
         self.rule.update(p.value.data_mut(), p.grad.data(), s, &h);
     }
 
