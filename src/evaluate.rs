@@ -1,9 +1,10 @@
-//! Accuracy, per-class accuracy and the confusion matrix of a model on a dataset.
+//! Accuracy, per-class accuracy and the confusion matrix of a model on a dataset, from one view of each image or
+//! averaged over the image and its mirror (the lecture's test-time augmentation: average the predictions of a
+//! fixed set of transformed copies).
 
 use crate::data::loader::{self, LoaderConfig};
 use crate::data::preprocess::Preprocess;
 use crate::data::Dataset;
-use crate::loss::softmax_cross_entropy;
 use crate::models::Model;
 use crate::Mode;
 use serde::Serialize;
@@ -26,6 +27,17 @@ pub struct EvalReport {
     pub confusion: Vec<Vec<usize>>,
 }
 
+/// Which views of each test image are averaged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestViews {
+    /// The image as it is.
+    #[default]
+    Single,
+    /// The image and its left-right mirror, softmax probabilities averaged.
+    Flip,
+}
+
 pub fn evaluate(
     model: &mut Model<f32>,
     ds: &Arc<Dataset>,
@@ -33,21 +45,54 @@ pub fn evaluate(
     prep: &Arc<Preprocess>,
     batch_size: usize,
 ) -> EvalReport {
+    evaluate_views(model, ds, indices, prep, batch_size, TestViews::Single)
+}
+
+pub fn evaluate_views(
+    model: &mut Model<f32>,
+    ds: &Arc<Dataset>,
+    indices: Arc<Vec<usize>>,
+    prep: &Arc<Preprocess>,
+    batch_size: usize,
+    views: TestViews,
+) -> EvalReport {
     let k = ds.classes.len();
-    let mut confusion = vec![vec![0usize; k]; k];
-    let (mut loss_sum, mut count) = (0f64, 0usize);
+    // Mirror the raw bytes, not the preprocessed tensor: a mean image or ZCA is not left-right symmetric.
+    let mut sets = vec![ds.clone()];
+    if views == TestViews::Flip {
+        sets.push(Arc::new(mirrored(ds)));
+    }
     let cfg = LoaderConfig { batch_size, shuffle: false, augment: Default::default(), seed: 0 };
-    for b in loader::epoch(ds.clone(), indices, prep.clone(), &cfg, 0) {
-        let y = model.forward(&b.x, Mode::Eval);
-        let out = softmax_cross_entropy(&y, &b.labels);
-        loss_sum += out.loss as f64 * b.labels.len() as f64;
-        count += b.labels.len();
-        let c = y.len() / b.labels.len();
-        for (row, &t) in y.data().chunks(c).zip(&b.labels) {
-            let p = crate::loss::argmax(row);
-            confusion[t][p.min(k - 1)] += 1;
+    // Probabilities summed over views, one row per image in `indices` order.
+    let mut probs = vec![0f64; indices.len() * k];
+    let mut labels = Vec::with_capacity(indices.len());
+    for (v, set) in sets.iter().enumerate() {
+        let mut row0 = 0;
+        for b in loader::epoch(set.clone(), indices.clone(), prep.clone(), &cfg, 0) {
+            let y = model.forward(&b.x, Mode::Eval);
+            let c = y.len() / b.labels.len();
+            for (i, row) in y.data().chunks(c).enumerate() {
+                let m = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+                let e: Vec<f64> = row.iter().map(|&s| ((s - m) as f64).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for (p, e) in probs[(row0 + i) * k..][..k].iter_mut().zip(&e) {
+                    *p += e / z;
+                }
+            }
+            row0 += b.labels.len();
+            if v == 0 {
+                labels.extend(b.labels);
+            }
         }
     }
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut loss_sum = 0f64;
+    for (row, &t) in probs.chunks(k).zip(&labels) {
+        let p = crate::loss::argmax(row);
+        confusion[t][p.min(k - 1)] += 1;
+        loss_sum -= (row[t] / sets.len() as f64).max(1e-300).ln();
+    }
+    let count = labels.len();
     let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
     let per_class = (0..k)
         .map(|i| {
@@ -68,6 +113,16 @@ pub fn evaluate(
     }
 }
 
+/// A copy of `ds` with every image mirrored left-right.
+fn mirrored(ds: &Dataset) -> Dataset {
+    let mut m = ds.clone();
+    let w = ds.shape[2];
+    for row in m.images.chunks_mut(w) {
+        row.reverse();
+    }
+    m
+}
+
 impl std::fmt::Display for EvalReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "accuracy {:.2}% ({} images), loss {:.4}", 100.0 * self.accuracy, self.count, self.loss)?;
@@ -81,5 +136,93 @@ impl std::fmt::Display for EvalReport {
             writeln!(f, "  {:<14}{}", self.per_class[i].class, cells.join(""))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::preprocess::PreprocessKind;
+
+    fn dataset(images: Vec<u8>, labels: Vec<u16>) -> Arc<Dataset> {
+        Arc::new(Dataset {
+            shape: [1, 4, 4],
+            images,
+            labels,
+            classes: (0..10).map(|c| c.to_string()).collect(),
+            skipped: vec![],
+        })
+    }
+
+    #[test]
+    fn mirror_reverses_each_row() {
+        let ds = dataset((0..32).collect(), vec![0, 1]);
+        let m = mirrored(&ds);
+        assert_eq!(&m.images[..8], &[3, 2, 1, 0, 7, 6, 5, 4]);
+        assert_eq!(mirrored(&m).images, ds.images);
+    }
+
+    #[test]
+    fn flip_averages_the_two_views() {
+        let mut model = crate::models::build::<f32>("lenet5", Some(10), 7).unwrap();
+        let n = 12;
+        let mut r = crate::init::rng(1);
+        let images: Vec<u8> = (0..n * 784).map(|_| rand::Rng::random::<u8>(&mut r)).collect();
+        let ds = Arc::new(Dataset {
+            shape: [1, 28, 28],
+            images,
+            labels: (0..n).map(|i| (i % 10) as u16).collect(),
+            classes: (0..10).map(|c| c.to_string()).collect(),
+            skipped: vec![],
+        });
+        let prep = Arc::new(Preprocess::fit(PreprocessKind::ChannelNorm, &ds).unwrap());
+        let idx = Arc::new((0..n).collect::<Vec<_>>());
+        let probs = |model: &mut Model<f32>, set: &Arc<Dataset>| -> Vec<f64> {
+            let cfg = LoaderConfig { batch_size: 5, shuffle: false, augment: Default::default(), seed: 0 };
+            let mut out = vec![];
+            for b in loader::epoch(set.clone(), idx.clone(), prep.clone(), &cfg, 0) {
+                let y = model.forward(&b.x, Mode::Eval);
+                for row in y.data().chunks(10) {
+                    let m = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+                    let e: Vec<f64> = row.iter().map(|&s| ((s - m) as f64).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    out.extend(e.iter().map(|e| e / z));
+                }
+            }
+            out
+        };
+        let (a, b) = (probs(&mut model, &ds), probs(&mut model, &Arc::new(mirrored(&ds))));
+        assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-4), "the mirror is a different view");
+        let want: f64 = (0..n).map(|i| -((a[i * 10 + i % 10] + b[i * 10 + i % 10]) / 2.0).ln()).sum::<f64>() / n as f64;
+        let single = evaluate_views(&mut model, &ds, idx.clone(), &prep, 5, TestViews::Single);
+        let flip = evaluate_views(&mut model, &ds, idx.clone(), &prep, 5, TestViews::Flip);
+        assert!((flip.loss - want).abs() < 1e-9 * want.max(1.0), "{} vs {want}", flip.loss);
+        let want_single: f64 = (0..n).map(|i| -a[i * 10 + i % 10].ln()).sum::<f64>() / n as f64;
+        assert!((single.loss - want_single).abs() < 1e-9 * want_single.max(1.0));
+        assert_eq!(flip.count, n);
+    }
+
+    #[test]
+    fn flip_changes_nothing_on_symmetric_images() {
+        let mut model = crate::models::build::<f32>("lenet5", Some(10), 3).unwrap();
+        let n = 8;
+        let mut images = vec![0u8; n * 784];
+        for (i, px) in images.iter_mut().enumerate() {
+            let x = i % 28;
+            *px = ((x.min(27 - x) * 9 + i / 784 * 17) % 256) as u8;
+        }
+        let ds = Arc::new(Dataset {
+            shape: [1, 28, 28],
+            images,
+            labels: (0..n).map(|i| (i % 10) as u16).collect(),
+            classes: (0..10).map(|c| c.to_string()).collect(),
+            skipped: vec![],
+        });
+        let prep = Arc::new(Preprocess::fit(PreprocessKind::MeanImage, &ds).unwrap());
+        let idx = Arc::new((0..n).collect::<Vec<_>>());
+        let single = evaluate_views(&mut model, &ds, idx.clone(), &prep, 3, TestViews::Single);
+        let flip = evaluate_views(&mut model, &ds, idx, &prep, 3, TestViews::Flip);
+        assert_eq!(single.confusion, flip.confusion);
+        assert!((single.loss - flip.loss).abs() < 1e-9);
     }
 }

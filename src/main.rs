@@ -212,6 +212,10 @@ enum Cmd {
         /// test or train.
         #[arg(long, default_value = "test")]
         split: String,
+        /// Test-time augmentation: `flip` averages the softmax of each image and its mirror (for models trained
+        /// with flips; twice the inference time); `single` is the one-view figure that `train` reports.
+        #[arg(long, value_enum, default_value_t = convkit::evaluate::TestViews::Single)]
+        tta: convkit::evaluate::TestViews,
         /// Print one JSON object (accuracy, per_class, confusion).
         #[arg(long)]
         json: bool,
@@ -436,7 +440,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("wrote {}", out.display());
             }
         }
-        Cmd::Eval { run, checkpoint, data, split, json } => {
+        Cmd::Eval { run, checkpoint, data, split, tta, json } => {
             let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
             let spec: convkit::data::DataSpec = data.unwrap_or_else(|| ck.meta.data.clone()).parse()?;
             let split = match split.as_str() {
@@ -448,14 +452,16 @@ fn run(cli: Cli) -> Result<()> {
             let ds = std::sync::Arc::new(spec.load(split, Some([h, w]))?);
             let mut model = ck.model()?;
             let idx = std::sync::Arc::new((0..ds.len()).collect::<Vec<_>>());
-            let rep = convkit::evaluate::evaluate(&mut model, &ds, idx, &std::sync::Arc::new(ck.preprocess()), 256);
+            let prep = std::sync::Arc::new(ck.preprocess());
+            let rep = convkit::evaluate::evaluate_views(&mut model, &ds, idx, &prep, 256, tta);
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
+                    serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "tta": tta, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
                 );
             } else {
-                print!("{} epoch {} on {spec}:\n{rep}", ck.meta.model, ck.meta.epoch);
+                let views = if tta == convkit::evaluate::TestViews::Flip { " (image + mirror averaged)" } else { "" };
+                print!("{} epoch {} on {spec}{views}:\n{rep}", ck.meta.model, ck.meta.epoch);
             }
         }
         Cmd::Predict { run, checkpoint, images, top, json } => {

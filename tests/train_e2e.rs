@@ -52,6 +52,15 @@ fn small_run_learns() {
     let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert!((v["accuracy"].as_f64().unwrap() - rep.test_accuracy).abs() < 1e-9);
     assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
+    // Test-time mirror averaging is wired through: a different figure (this model never saw mirrored digits, so
+    // the mirror's softmax raises the loss), still far above chance.
+    let out = Command::new(bin).args(["eval", "--json", "--tta", "flip", "--run"]).arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let f: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(f["tta"], "flip");
+    assert!(f["loss"].as_f64().unwrap() > v["loss"].as_f64().unwrap() + 1e-3, "{f} vs {v}");
+    assert!(f["accuracy"].as_f64().unwrap() > 0.5);
     // `convkit predict` on PNG files written from test images: the top class is usually right.
     let spec: convkit::data::DataSpec = "mnist:../shared/data/mnist".parse().unwrap();
     let test = spec.load(convkit::data::Split::Test, None).unwrap();
