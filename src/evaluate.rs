@@ -72,12 +72,7 @@ pub fn evaluate_views(
             let y = model.forward(&b.x, Mode::Eval);
             let c = y.len() / b.labels.len();
             for (i, row) in y.data().chunks(c).enumerate() {
-                let m = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
-                let e: Vec<f64> = row.iter().map(|&s| ((s - m) as f64).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for (p, e) in probs[(row0 + i) * k..][..k].iter_mut().zip(&e) {
-                    *p += e / z;
-                }
+                crate::loss::add_softmax(row, &mut probs[(row0 + i) * k..][..k]);
             }
             row0 += b.labels.len();
             if v == 0 {
@@ -144,11 +139,13 @@ mod tests {
     use super::*;
     use crate::data::preprocess::PreprocessKind;
 
-    fn dataset(images: Vec<u8>, labels: Vec<u16>) -> Arc<Dataset> {
+    /// Grey `side x side` images, ten classes, labels cycling through them.
+    fn dataset(side: usize, images: Vec<u8>) -> Arc<Dataset> {
+        let n = images.len() / (side * side);
         Arc::new(Dataset {
-            shape: [1, 4, 4],
+            shape: [1, side, side],
             images,
-            labels,
+            labels: (0..n).map(|i| (i % 10) as u16).collect(),
             classes: (0..10).map(|c| c.to_string()).collect(),
             skipped: vec![],
         })
@@ -156,7 +153,7 @@ mod tests {
 
     #[test]
     fn mirror_reverses_each_row() {
-        let ds = dataset((0..32).collect(), vec![0, 1]);
+        let ds = dataset(4, (0..32).collect());
         let m = mirrored(&ds);
         assert_eq!(&m.images[..8], &[3, 2, 1, 0, 7, 6, 5, 4]);
         assert_eq!(mirrored(&m).images, ds.images);
@@ -168,13 +165,7 @@ mod tests {
         let n = 12;
         let mut r = crate::init::rng(1);
         let images: Vec<u8> = (0..n * 784).map(|_| rand::Rng::random::<u8>(&mut r)).collect();
-        let ds = Arc::new(Dataset {
-            shape: [1, 28, 28],
-            images,
-            labels: (0..n).map(|i| (i % 10) as u16).collect(),
-            classes: (0..10).map(|c| c.to_string()).collect(),
-            skipped: vec![],
-        });
+        let ds = dataset(28, images);
         let prep = Arc::new(Preprocess::fit(PreprocessKind::ChannelNorm, &ds).unwrap());
         let idx = Arc::new((0..n).collect::<Vec<_>>());
         let probs = |model: &mut Model<f32>, set: &Arc<Dataset>| -> Vec<f64> {
@@ -183,10 +174,9 @@ mod tests {
             for b in loader::epoch(set.clone(), idx.clone(), prep.clone(), &cfg, 0) {
                 let y = model.forward(&b.x, Mode::Eval);
                 for row in y.data().chunks(10) {
-                    let m = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
-                    let e: Vec<f64> = row.iter().map(|&s| ((s - m) as f64).exp()).collect();
-                    let z: f64 = e.iter().sum();
-                    out.extend(e.iter().map(|e| e / z));
+                    let mut p = [0f64; 10];
+                    crate::loss::add_softmax(row, &mut p);
+                    out.extend(p);
                 }
             }
             out
@@ -211,13 +201,7 @@ mod tests {
             let x = i % 28;
             *px = ((x.min(27 - x) * 9 + i / 784 * 17) % 256) as u8;
         }
-        let ds = Arc::new(Dataset {
-            shape: [1, 28, 28],
-            images,
-            labels: (0..n).map(|i| (i % 10) as u16).collect(),
-            classes: (0..10).map(|c| c.to_string()).collect(),
-            skipped: vec![],
-        });
+        let ds = dataset(28, images);
         let prep = Arc::new(Preprocess::fit(PreprocessKind::MeanImage, &ds).unwrap());
         let idx = Arc::new((0..n).collect::<Vec<_>>());
         let single = evaluate_views(&mut model, &ds, idx.clone(), &prep, 3, TestViews::Single);

@@ -23,11 +23,10 @@ pub fn predict(ck: &Checkpoint, files: &[PathBuf], k: usize) -> Result<Vec<Predi
         let (_, _, px) =
             decode(&bytes, c, Some([h, w])).map_err(|e| Error::file(f, format!("cannot decode the image: {e}")))?;
         let scores = model.forward(&prep.apply(&px, 1), Mode::Eval);
-        let m = scores.data().iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let e: Vec<f64> = scores.data().iter().map(|&s| ((s - m) as f64).exp()).collect();
-        let z: f64 = e.iter().sum();
+        let mut p = vec![0f64; scores.len()];
+        crate::loss::add_softmax(scores.data(), &mut p);
         let mut ranked: Vec<(String, f64)> =
-            e.iter().enumerate().map(|(i, v)| (ck.meta.classes[i].clone(), v / z)).collect();
+            p.iter().enumerate().map(|(i, &v)| (ck.meta.classes[i].clone(), v)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(k);
         out.push(Prediction { file: f.clone(), top: ranked });

@@ -3,7 +3,7 @@
 pub mod softmax;
 pub mod svm;
 
-pub use softmax::softmax_cross_entropy;
+pub use softmax::{add_softmax, softmax_cross_entropy};
 pub use svm::multiclass_svm;
 
 use crate::tensor::{Float, Tensor};

@@ -29,10 +29,33 @@ pub fn softmax_cross_entropy<T: Float>(scores: &Tensor<T>, labels: &[usize]) -> 
     LossOutput { loss: loss * inv_b, dscores: d, correct }
 }
 
+/// Adds the softmax probabilities of one row of scores to `out` (in f64; `out` is not cleared, so views can be
+/// summed into it without a buffer per row).
+pub fn add_softmax(row: &[f32], out: &mut [f64]) {
+    let m = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s));
+    let mut z = 0f64;
+    for &s in row {
+        z += ((s - m) as f64).exp();
+    }
+    for (o, &s) in out.iter_mut().zip(row) {
+        *o += ((s - m) as f64).exp() / z;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::check::gradcheck::check_loss;
+
+    #[test]
+    fn probabilities_agree_with_the_loss() {
+        let s = Tensor::<f32>::from_vec(&[1, 4], vec![2.0, -1.0, 0.5, 30.0]);
+        let mut p = [1.0f64; 4];
+        add_softmax(s.data(), &mut p);
+        assert!((p.iter().sum::<f64>() - 5.0).abs() < 1e-12, "adds, summing to one: {p:?}");
+        let loss = softmax_cross_entropy(&s, &[2]).loss as f64;
+        assert!((-(p[2] - 1.0).ln() - loss).abs() < 1e-4 * loss, "{p:?} vs {loss}");
+    }
 
     #[test]
     fn uniform_scores_give_ln_c() {
