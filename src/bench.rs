@@ -1,15 +1,19 @@
 //! `convkit bench`: training and inference throughput on synthetic 3x32x32 input, timed like
 //! `bench/pytorch_ref.py` (3 warm-up steps, then `steps` timed steps, median of `runs` runs).
 
+use crate::data::loader::Batch;
 use crate::init::rng;
 use crate::layers::{Layer, Mode};
-use crate::loss::softmax_cross_entropy;
 use crate::models;
+use crate::net::profile::{self, LayerTime, Profiler};
 use crate::optim::{OptimConfig, Optimizer, OptimizerKind};
+use crate::schedule::{Schedule, Scheduler};
 use crate::tensor::Tensor;
+use crate::train::trainer::{Method, Trainer};
 use crate::Result;
 use rand::Rng;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
@@ -20,11 +24,13 @@ pub struct BenchOptions {
     pub warmup: usize,
     pub steps: usize,
     pub runs: usize,
+    /// Time every layer too (forward and backward), reported in `BenchResult::profile`.
+    pub profile: bool,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { net: "small".into(), batch: 128, threads: 2, warmup: 3, steps: 20, runs: 5 }
+        BenchOptions { net: "small".into(), batch: 128, threads: 2, warmup: 3, steps: 20, runs: 5, profile: false }
     }
 }
 
@@ -42,6 +48,9 @@ pub struct BenchResult {
     pub infer_runs: Vec<f64>,
     /// Training counted as 3x the forward FLOPs (forward, input gradient, weight gradient).
     pub train_gflop_per_s: f64,
+    /// With `profile`: time per layer over all runs, slowest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<LayerTime>>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -67,36 +76,36 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
 
 fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
     let mut model = models::build::<f32>(&o.net, Some(10), 0)?.for_training();
+    let profiler = Arc::new(Profiler::default());
+    if o.profile {
+        profile::attach(&mut model.net, &profiler);
+    }
     let shape = model.batch_shape(o.batch);
     let mut r = rng(1);
     let x = Tensor::<f32>::from_fn(&shape, |_| r.random_range(-1.0..1.0));
     let labels: Vec<usize> = (0..o.batch).map(|_| r.random_range(0..10)).collect();
-    let mut opt = Optimizer::<f32>::new(OptimConfig::new(OptimizerKind::Momentum, 0.01))?;
-    let mut step = |model: &mut models::Model<f32>| {
-        model.zero_grad();
-        let y = model.forward(&x, Mode::Train);
-        let out = softmax_cross_entropy(&y, &labels);
-        model.backward(&x, &y, &out.dscores);
-        opt.step(model);
-        out.loss
-    };
+    let batch = Batch { x, labels };
+    let opt = Optimizer::<f32>::new(OptimConfig::new(OptimizerKind::Momentum, 0.01))?;
+    let sched = Scheduler::new(0.01, Schedule::Constant, 0.0, 0.1);
+    let mut t = Trainer::new(model, Method::FirstOrder(opt), sched, 1);
     // `runs` runs of `warmup` untimed then `steps` timed calls: images per second of each run.
-    let timed_runs = |model: &mut models::Model<f32>, f: &mut dyn FnMut(&mut models::Model<f32>)| -> Vec<f64> {
+    let timed_runs = |t: &mut Trainer, f: &mut dyn FnMut(&mut Trainer)| -> Vec<f64> {
         (0..o.runs)
             .map(|_| {
-                (0..o.warmup).for_each(|_| f(model));
-                let t = Instant::now();
-                (0..o.steps).for_each(|_| f(model));
-                (o.batch * o.steps) as f64 / t.elapsed().as_secs_f64()
+                (0..o.warmup).for_each(|_| f(t));
+                let start = Instant::now();
+                (0..o.steps).for_each(|_| f(t));
+                (o.batch * o.steps) as f64 / start.elapsed().as_secs_f64()
             })
             .collect()
     };
-    let train_runs = timed_runs(&mut model, &mut |m| {
-        step(m);
+    let train_runs = timed_runs(&mut t, &mut |t| {
+        t.step(&batch);
     });
-    let infer_runs = timed_runs(&mut model, &mut |m| {
-        std::hint::black_box(m.forward(&x, Mode::Eval));
+    let infer_runs = timed_runs(&mut t, &mut |t| {
+        std::hint::black_box(t.model.forward(&batch.x, Mode::Eval));
     });
+    let model = &t.model;
     let mflop = 2.0 * model.net.macs(&model.batch_shape(1)) as f64 / 1e6;
     let train = median(&train_runs);
     Ok(BenchResult {
@@ -109,5 +118,6 @@ fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
         train_runs,
         infer_runs,
         train_gflop_per_s: train * 3.0 * mflop / 1e3,
+        profile: o.profile.then(|| profiler.take()),
     })
 }

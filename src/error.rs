@@ -13,6 +13,9 @@ pub enum Error {
     /// A data or checkpoint file that cannot be used: which file, where, what was expected.
     #[error("{}: {detail}", file.display())]
     File { file: std::path::PathBuf, detail: String },
+    /// Training stopped because the loss or the weights stopped being finite numbers.
+    #[error("training diverged: {0}")]
+    Diverged(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -28,7 +28,8 @@ pub struct EvalReport {
 }
 
 /// Which views of each test image are averaged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum TestViews {
     /// The image as it is.
@@ -118,6 +119,49 @@ fn mirrored(ds: &Dataset) -> Dataset {
     m
 }
 
+/// Which images of a dataset to evaluate on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalSplit {
+    /// The test split (touch it once, at the end).
+    #[default]
+    Test,
+    /// The validation images the run carved from the training split (same seed and size).
+    Val,
+    /// The whole training split (validation images included).
+    Train,
+}
+
+/// Evaluates a checkpoint on a split of its own data (or of `data`, `KIND:PATH`). The validation split is the
+/// one the run used: its `config.toml` (two folders up from the checkpoint) gives the size and seed.
+pub fn evaluate_checkpoint(
+    ck: &crate::train::checkpoint::Checkpoint,
+    data: Option<&str>,
+    split: EvalSplit,
+    views: TestViews,
+) -> crate::Result<(EvalReport, crate::data::DataSpec)> {
+    use crate::data::{DataSpec, Split};
+    let spec: DataSpec = data.unwrap_or(&ck.meta.data).parse()?;
+    let [_, h, w] = ck.meta.input;
+    let which = if split == EvalSplit::Test { Split::Test } else { Split::Train };
+    let ds = Arc::new(spec.load(which, Some([h, w]))?);
+    let idx: Vec<usize> = match split {
+        EvalSplit::Val => {
+            let run = ck.dir.parent().and_then(|p| p.parent()).map(|p| p.join("config.toml"));
+            let path = run.filter(|p| p.exists()).ok_or_else(|| {
+                crate::Error::file(&ck.dir, "--split val needs the run's config.toml two folders up (RUN/checkpoints/NAME)")
+            })?;
+            let cfg = crate::train::TrainConfig::from_file(&path)?;
+            crate::train::run::split_indices(&cfg, &spec, ds.len()).1
+        }
+        _ => (0..ds.len()).collect(),
+    };
+    let mut model = ck.model()?;
+    let prep = Arc::new(ck.preprocess());
+    Ok((evaluate_views(&mut model, &ds, Arc::new(idx), &prep, 256, views), spec))
+}
+
 impl std::fmt::Display for EvalReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "accuracy {:.2}% ({} images), loss {:.4}", 100.0 * self.accuracy, self.count, self.loss)?;
@@ -125,13 +169,21 @@ impl std::fmt::Display for EvalReport {
         for c in &self.per_class {
             writeln!(f, "  {:<14} {:>6.2}%  ({} images)", c.class, 100.0 * c.accuracy, c.count)?;
         }
-        writeln!(f, "confusion matrix (rows: true class, columns: predicted):")?;
+        writeln!(f, "confusion matrix (rows: true class, columns: predicted class):")?;
+        // Column headers: class names cut to fit the cell.
+        let width = self.confusion.iter().flatten().max().map_or(1, |m| m.to_string().len()).max(4) + 1;
+        let head: String = self.per_class.iter().map(|c| format!("{:>width$}", cut(&c.class, width - 1))).collect();
+        writeln!(f, "  {:<14}{head}", "true \\ pred")?;
         for (i, row) in self.confusion.iter().enumerate() {
-            let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
-            writeln!(f, "  {:<14}{}", self.per_class[i].class, cells.join(""))?;
+            let cells: String = row.iter().map(|v| format!("{v:>width$}")).collect();
+            writeln!(f, "  {:<14}{cells}", cut(&self.per_class[i].class, 14))?;
         }
         Ok(())
     }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub mod loss;
 pub mod models;
 pub mod net;
 pub mod optim;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod predict;
 pub mod race;
 pub mod regularize;

@@ -1,11 +1,16 @@
 //! The `convkit` command: a thin face over the library.
 
+mod cli;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use cli::progress::{spinner, TrainDisplay};
 use convkit::check::gradcheck::{self, Options};
-use convkit::layers::{self, Layer, Mode};
+use convkit::evaluate::{EvalSplit, TestViews};
+use convkit::layers::Mode;
 use convkit::train::checkpoint::Checkpoint;
-use convkit::train::{TrainConfig, TrainOptions};
+use convkit::train::config::parse_set;
+use convkit::train::{Callbacks, TrainConfig, TrainOptions};
 use convkit::{bench, models};
 use std::path::PathBuf;
 
@@ -18,6 +23,9 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Worker threads for every command that computes (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -43,6 +51,7 @@ enum Cmd {
         /// Check in evaluation mode (batch norm running statistics, no dropout).
         #[arg(long)]
         eval: bool,
+        /// Seeds the weights and the random input.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Print one JSON object instead of a table.
@@ -56,11 +65,9 @@ enum Cmd {
         /// small | resnet8 | all (or any registered 3x32x32 model, e.g. resnet20).
         #[arg(long, default_value = "all")]
         net: String,
+        /// Images per step.
         #[arg(long, default_value_t = 128)]
         batch: usize,
-        /// Worker threads (the measured machine has 2 cores).
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
         /// Timed steps per run (after 3 warm-up steps).
         #[arg(long, default_value_t = 20)]
         steps: usize,
@@ -79,8 +86,10 @@ enum Cmd {
     /// All ImageNet models side by side: parameters, operations, memory per image, published top-1; with
     /// --plot, the lecture's accuracy-vs-operations bubble chart as a PNG.
     Zoo {
+        /// Also draw the accuracy-vs-operations bubble chart to this PNG.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Print the table as one JSON array.
         #[arg(long)]
         json: bool,
     },
@@ -92,8 +101,10 @@ enum Cmd {
         /// Input size CxHxW (default: the model's).
         #[arg(long)]
         input: Option<String>,
+        /// Images per batch (memory and operations scale with it).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Print the rows and totals as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -166,6 +177,10 @@ enum Cmd {
         /// saved as checkpoints/ema.
         #[arg(long, help_heading = "Regularization")]
         ema_decay: Option<f64>,
+        /// Stop when validation accuracy has not improved for this many epochs (restoring the best weights);
+        /// `--set early_stopping.monitor=val_loss` and `early_stopping.min_delta=X` refine it.
+        #[arg(long, help_heading = "Regularization")]
+        early_stopping: Option<usize>,
         /// Seeds initialisation, the validation split, shuffling and augmentation.
         #[arg(long, help_heading = "Run")]
         seed: Option<u64>,
@@ -175,6 +190,10 @@ enum Cmd {
         /// Print one JSON object with the final figures as the last line.
         #[arg(long, help_heading = "Run")]
         json: bool,
+        /// Any recipe key, KEY=VALUE (repeatable; after the flags above): e.g. --set beta2=0.99,
+        /// --set schedule.gamma=0.5, --set augment.flip=true. Values are TOML literals or plain strings.
+        #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Run")]
+        sets: Vec<String>,
     },
     /// Race the optimizers (SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam, L-BFGS) over the lecture's 2-D test
     /// surfaces: an ill-conditioned "taco shell", a saddle point, a local minimum, and noisy gradients. Draws their
@@ -209,21 +228,23 @@ enum Cmd {
         /// KIND:PATH; default: the data the model was trained on.
         #[arg(long)]
         data: Option<String>,
-        /// test or train.
-        #[arg(long, default_value = "test")]
-        split: String,
+        /// Which images: the test split, the run's validation images, or the whole training split.
+        #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
+        split: EvalSplit,
         /// Test-time augmentation: `flip` averages the softmax of each image and its mirror (for models trained
         /// with flips; twice the inference time); `single` is the one-view figure that `train` reports.
-        #[arg(long, value_enum, default_value_t = convkit::evaluate::TestViews::Single)]
-        tta: convkit::evaluate::TestViews,
+        #[arg(long, value_enum, default_value_t = TestViews::Single)]
+        tta: TestViews,
         /// Print one JSON object (accuracy, per_class, confusion).
         #[arg(long)]
         json: bool,
     },
     /// Top-5 classes with probabilities for image files, from a trained run.
     Predict {
+        /// A run folder (uses its `best` checkpoint).
         #[arg(long, required_unless_present = "checkpoint")]
         run: Option<PathBuf>,
+        /// A checkpoint folder (RUN/checkpoints/last, ...).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// Image files (PNG, JPEG, GIF, BMP); resized and centre-cropped to the model's input.
@@ -232,6 +253,7 @@ enum Cmd {
         /// How many classes to show.
         #[arg(long, default_value_t = 5)]
         top: usize,
+        /// Print one JSON array (file, top classes with probabilities).
         #[arg(long)]
         json: bool,
     },
@@ -249,68 +271,29 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let threads = set_threads(cli.threads)?;
     match cli.cmd {
         Cmd::Gradcheck { layer, model, batch, elements, eval, seed, json } => {
-            let opts = Options {
-                max_elements: elements,
-                seed,
-                mode: if eval { Mode::Eval } else { Mode::Train },
-                ..Options::default()
-            };
-            let (what, report) = match (layer, model) {
-                (Some(l), _) => {
-                    let (mut layer, shape) = layer_by_name(&l, batch)?;
-                    let x = gradcheck::random_input(&shape, seed);
-                    (l, gradcheck::check_layer(layer.as_mut(), &x, &opts))
-                }
-                (None, Some(m)) => {
-                    let mut model = models::build::<f64>(&m, None, seed)?;
-                    let x = gradcheck::random_input(&model.batch_shape(batch), seed);
-                    let labels: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % model.classes).collect();
-                    let rep = gradcheck::check_network(&mut model.net, &x, &labels, Default::default(), &opts);
-                    (m, rep)
-                }
-                (None, None) => {
-                    bail!("say what to check: --layer NAME or --model NAME (see `convkit models`)")
-                }
-            };
-            if json {
-                let v = serde_json::json!({
-                    "target": what, "mode": if eval {"eval"} else {"train"},
-                    "max_rel_error": report.max_rel_error(), "kinks_skipped": report.kinks_skipped(),
-                    "loss": report.loss, "tensors": report.tensors,
-                });
-                println!("{v}");
-            } else {
-                println!("gradcheck {what} ({} mode, h = {:e})\n{report}", if eval { "eval" } else { "train" }, opts.h);
-            }
+            gradcheck(layer, model, batch, elements, eval, seed, json)
         }
-        Cmd::Bench { net, batch, threads, steps, runs, json, profile } => {
-            convkit::net::sequential::set_profiling(profile);
+        Cmd::Bench { net, batch, steps, runs, json, profile } => {
             let nets: Vec<String> = if net == "all" { vec!["small".into(), "resnet8".into()] } else { vec![net] };
             let mut results = Vec::new();
             for n in nets {
-                let o = bench::BenchOptions { net: n, batch, threads, steps, runs, ..Default::default() };
-                let r = bench::run(&o).with_context(|| format!("benchmarking {}", o.net))?;
+                let o = bench::BenchOptions { net: n, batch, threads, steps, runs, profile, ..Default::default() };
+                let r = spinner(format!("benchmarking {} ({} runs of {} steps)", o.net, o.runs, o.steps), || {
+                    bench::run(&o)
+                })
+                .with_context(|| format!("benchmarking {}", o.net))?;
                 if !json {
-                    println!(
-                        "{:<8} batch {} threads {}: train {:>7.1} img/s ({:.1} GFLOP/s), inference {:>7.1} img/s  [{:.1} MFLOP/img fwd]",
-                        r.net, r.batch, r.threads, r.train_img_per_s, r.train_gflop_per_s, r.infer_img_per_s, r.mflop_per_image_forward
-                    );
-                }
-                if profile {
-                    let prof = convkit::net::sequential::take_profile();
-                    let total: f64 = prof.iter().map(|p| p.1 + p.2).sum();
-                    println!("  {:<44} {:>9} {:>9} {:>6}", "layer (all calls)", "fwd ms", "bwd ms", "share");
-                    for (name, f, b, _) in prof.iter().take(16) {
-                        println!("  {:<44} {:>9.1} {:>9.1} {:>5.1}%", name, f * 1e3, b * 1e3, 100.0 * (f + b) / total);
-                    }
+                    print_bench(&r);
                 }
                 results.push(r);
             }
             if json {
                 println!("{}", serde_json::to_string(&results)?);
             }
+            Ok(())
         }
         Cmd::Train {
             config,
@@ -333,99 +316,44 @@ fn run(cli: Cli) -> Result<()> {
             clip_norm,
             clip_value,
             ema_decay,
+            early_stopping,
             seed,
             out,
             json,
+            sets,
         } => {
-            let mut cfg = match (&config, &resume) {
+            let base = match (&config, &resume) {
                 (Some(f), _) => TrainConfig::from_file(f)?,
                 (None, Some(r)) => TrainConfig::from_file(&r.join("config.toml"))?,
                 (None, None) => TrainConfig::from_file_or_flags(model.as_deref(), data.as_deref())?,
             };
-            if let Some(v) = model {
-                cfg.model = v;
+            // Every flag is a recipe key: one list of overrides, applied and checked by the library.
+            let mut o = Overrides::default();
+            o.text("model", model).text("data", data).int("val", val).text("preprocess", preprocess);
+            o.int("limit", limit).int("epochs", epochs).int("batch_size", batch_size).text("optimizer", optimizer);
+            o.num("lr", lr).num("momentum", momentum).num("warmup_epochs", warmup_epochs);
+            o.num("weight_decay", weight_decay).num("l2", l2).num("l1", l1).num("clip_norm", clip_norm);
+            o.num("clip_value", clip_value).num("ema_decay", ema_decay).int("early_stopping.patience", early_stopping);
+            o.int("seed", seed.map(|s| s as usize)).text("out", out.map(|p| p.display().to_string()));
+            if let Some(s) = schedule {
+                let s: convkit::schedule::Schedule = s.parse()?;
+                o.0.push(("schedule".into(), toml::Value::try_from(s)?));
             }
-            if let Some(v) = data {
-                cfg.data = v;
+            for s in &sets {
+                o.0.push(parse_set(s)?);
             }
-            if let Some(v) = val {
-                cfg.val = Some(v);
-            }
-            if let Some(v) = preprocess {
-                cfg.preprocess = v.parse()?;
-            }
-            if limit.is_some() {
-                cfg.limit = limit;
-            }
-            if let Some(v) = epochs {
-                cfg.epochs = v;
-            }
-            if let Some(v) = batch_size {
-                cfg.batch_size = v;
-            }
-            if let Some(v) = optimizer {
-                cfg.optimizer = v.parse()?;
-            }
-            if let Some(v) = lr {
-                cfg.lr = v;
-            }
-            if let Some(v) = momentum {
-                cfg.momentum = v;
-            }
-            if let Some(v) = schedule {
-                cfg.schedule = v.parse()?;
-            }
-            if let Some(v) = warmup_epochs {
-                cfg.warmup_epochs = v;
-            }
-            if let Some(v) = weight_decay {
-                cfg.weight_decay = v;
-            }
-            if let Some(v) = l2 {
-                cfg.l2 = v;
-            }
-            if let Some(v) = l1 {
-                cfg.l1 = v;
-            }
-            if clip_norm.is_some() {
-                cfg.clip_norm = clip_norm;
-            }
-            if clip_value.is_some() {
-                cfg.clip_value = clip_value;
-            }
-            if ema_decay.is_some() {
-                cfg.ema_decay = ema_decay;
-            }
-            if let Some(v) = seed {
-                cfg.seed = v;
-            }
-            if out.is_some() {
-                cfg.out = out;
-            }
-            let report = convkit::train::train(cfg, &TrainOptions { resume, quiet: false })?;
-            let t = report.test.as_ref().expect("train reports its test evaluation");
-            println!(
-                "done in {:.0}s: best val accuracy {:.2}% (epoch {}), test accuracy {:.2}% on {} images",
-                report.wall_seconds,
-                100.0 * report.best_val_accuracy,
-                report.best_epoch,
-                100.0 * report.test_accuracy,
-                t.count,
-            );
-            if let (Some(v), Some(t)) = (report.ema_val_accuracy, report.ema_test_accuracy) {
-                println!("Polyak-averaged weights: val accuracy {:.2}%, test accuracy {:.2}%", 100.0 * v, 100.0 * t);
-            }
-            println!("results in {} (metrics.csv, config.toml, report.json, checkpoints/)", report.run_dir.display());
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            }
+            let cfg = base.with_overrides(&o.0)?;
+            let mut callbacks = Callbacks::default();
+            callbacks.push(TrainDisplay::default());
+            let report = convkit::train::train(cfg, TrainOptions { resume, callbacks })?;
+            print_train(&report, json)
         }
         Cmd::OptimRace { out, steps, tol, seed, json } => {
             if steps == 0 || !(tol > 0.0) {
                 bail!("--steps must be at least 1 and --tol positive");
             }
             let lanes = convkit::race::run(steps, tol, seed)?;
-            convkit::race::plot(&lanes, &out)?;
+            convkit::race::plot(&lanes, &out, font().as_deref())?;
             if json {
                 let v: Vec<_> = lanes
                     .iter()
@@ -439,30 +367,23 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", convkit::race::table(&lanes, steps));
                 println!("wrote {}", out.display());
             }
+            Ok(())
         }
         Cmd::Eval { run, checkpoint, data, split, tta, json } => {
             let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
-            let spec: convkit::data::DataSpec = data.unwrap_or_else(|| ck.meta.data.clone()).parse()?;
-            let split = match split.as_str() {
-                "test" => convkit::data::Split::Test,
-                "train" => convkit::data::Split::Train,
-                o => bail!("unknown split '{o}': use test or train"),
-            };
-            let [_, h, w] = ck.meta.input;
-            let ds = std::sync::Arc::new(spec.load(split, Some([h, w]))?);
-            let mut model = ck.model()?;
-            let idx = std::sync::Arc::new((0..ds.len()).collect::<Vec<_>>());
-            let prep = std::sync::Arc::new(ck.preprocess());
-            let rep = convkit::evaluate::evaluate_views(&mut model, &ds, idx, &prep, 256, tta);
+            let (rep, spec) = spinner(format!("evaluating {} on the {split:?} split", ck.meta.model), || {
+                convkit::evaluate::evaluate_checkpoint(&ck, data.as_deref(), split, tta)
+            })?;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "tta": tta, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
+                    serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "split": split, "tta": tta, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
                 );
             } else {
-                let views = if tta == convkit::evaluate::TestViews::Flip { " (image + mirror averaged)" } else { "" };
-                print!("{} epoch {} on {spec}{views}:\n{rep}", ck.meta.model, ck.meta.epoch);
+                let views = if tta == TestViews::Flip { " (image + mirror averaged)" } else { "" };
+                print!("{} epoch {} on {spec}, {split:?} split{views}:\n{rep}", ck.meta.model, ck.meta.epoch);
             }
+            Ok(())
         }
         Cmd::Predict { run, checkpoint, images, top, json } => {
             let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
@@ -477,35 +398,20 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
+            Ok(())
         }
         Cmd::Zoo { plot, json } => {
-            let t = convkit::zoo::table()?;
+            let t = spinner("building every ImageNet model to count its parameters and operations", convkit::zoo::table)?;
             if json {
                 println!("{}", serde_json::to_string(&t)?);
             } else {
-                println!(
-                    "{:<16} {:>10} {:>12} {:>12} {:>12} {:>8}",
-                    "model", "input", "params", "GMACs/img", "MB fwd/img", "top-1 %"
-                );
-                for e in &t {
-                    println!(
-                        "{:<16} {:>10} {:>12} {:>12.2} {:>12.1} {:>8}",
-                        e.model,
-                        format!("{}x{}x{}", e.input[0], e.input[1], e.input[2]),
-                        e.params,
-                        e.macs_per_image as f64 / 1e9,
-                        e.forward_bytes_per_image as f64 / 1e6,
-                        e.top1.map_or("-".to_string(), |a| format!("{a:.1}"))
-                    );
-                }
-                println!(
-                    "top-1: published ImageNet accuracy (torchvision's model table; ZFNet from its paper), single crop"
-                );
+                print_zoo(&t);
             }
             if let Some(p) = plot {
-                convkit::zoo::plot(&t, &p)?;
+                convkit::zoo::plot(&t, &p, font().as_deref())?;
                 eprintln!("wrote {}", p.display());
             }
+            Ok(())
         }
         Cmd::Summary { model, input, batch, json } => {
             let mut m = models::build::<f32>(&model, None, 0)?;
@@ -519,47 +425,147 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("{sum}");
             }
+            Ok(())
         }
         Cmd::Models => {
-            for m in models::list() {
-                println!(
-                    "{:<10} {:>2}x{}x{} {:>5} classes  {}",
-                    m.name, m.input[0], m.input[1], m.input[2], m.classes, m.description
-                );
+            let list = models::list();
+            let w = list.iter().map(|m| m.name.len()).max().unwrap_or(8);
+            for m in list {
+                let input = format!("{}x{}x{}", m.input[0], m.input[1], m.input[2]);
+                println!("{:<w$}  {:>9}  {:>4} classes  {}", m.name, input, m.classes, m.description);
             }
+            Ok(())
         }
+    }
+}
+
+/// Sizes rayon's global pool: every command computes through it. Returns the thread count.
+fn set_threads(threads: Option<usize>) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = threads.unwrap_or(cores);
+    if n == 0 || n > 8 * cores {
+        bail!("--threads {n} is out of range: use 1 to {} (this machine has {cores} cores)", 8 * cores);
+    }
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the worker threads")?;
+    Ok(n)
+}
+
+/// Flags turned into recipe keys, in the order given.
+#[derive(Default)]
+struct Overrides(Vec<(String, toml::Value)>);
+
+impl Overrides {
+    fn num(&mut self, key: &str, v: Option<f64>) -> &mut Self {
+        self.0.extend(v.map(|v| (key.to_string(), toml::Value::Float(v))));
+        self
+    }
+    fn int(&mut self, key: &str, v: Option<usize>) -> &mut Self {
+        self.0.extend(v.map(|v| (key.to_string(), toml::Value::Integer(v as i64))));
+        self
+    }
+    fn text(&mut self, key: &str, v: Option<String>) -> &mut Self {
+        self.0.extend(v.map(|v| (key.to_string(), toml::Value::String(v))));
+        self
+    }
+}
+
+fn gradcheck(
+    layer: Option<String>,
+    model: Option<String>,
+    batch: usize,
+    elements: usize,
+    eval: bool,
+    seed: u64,
+    json: bool,
+) -> Result<()> {
+    let mode = if eval { Mode::Eval } else { Mode::Train };
+    let opts = Options { max_elements: elements, seed, mode, ..Options::default() };
+    let (what, report) = match (layer, model) {
+        (Some(l), _) => {
+            let (mut layer, shape) = convkit::check::targets::layer(&l, batch)?;
+            let x = gradcheck::random_input(&shape, seed);
+            (l, gradcheck::check_layer(layer.as_mut(), &x, &opts))
+        }
+        (None, Some(m)) => {
+            let mut model = models::build::<f64>(&m, None, seed)?;
+            let x = gradcheck::random_input(&model.batch_shape(batch), seed);
+            let labels: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % model.classes).collect();
+            let rep = spinner(format!("checking every parameter tensor of {m} in f64"), || {
+                gradcheck::check_network(&mut model.net, &x, &labels, Default::default(), &opts)
+            });
+            (m, rep)
+        }
+        (None, None) => bail!("say what to check: --layer NAME or --model NAME (see `convkit models`)"),
+    };
+    if json {
+        let v = serde_json::json!({
+            "target": what, "mode": if eval {"eval"} else {"train"},
+            "max_rel_error": report.max_rel_error(), "kinks_skipped": report.kinks_skipped(),
+            "loss": report.loss, "tensors": report.tensors,
+        });
+        println!("{v}");
+    } else {
+        println!("gradcheck {what} ({} mode, h = {:e})\n{report}", if eval { "eval" } else { "train" }, opts.h);
     }
     Ok(())
 }
 
-/// A layer to check by name, and an input shape that suits it.
-fn layer_by_name(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<usize>)> {
-    use layers::batchnorm::BatchNormConfig;
-    use layers::conv::Conv2dConfig;
-    use layers::linear::LinearConfig;
-    let mut r = convkit::init::rng(0);
-    let img = vec![batch, 4, 7, 7];
-    Ok(match name {
-        "conv" => (Box::new(Conv2dConfig::new(4, 6, 3).stride(2).padding(1).build(&mut r)?), img),
-        "depthwise" => (Box::new(Conv2dConfig::new(4, 4, 3).padding(1).groups(4).build(&mut r)?), img),
-        "linear" => (Box::new(LinearConfig::new(10, 5).build(&mut r)?), vec![batch, 10]),
-        "maxpool" => (Box::new(layers::MaxPool2d::new(3, 2).padding(1)), img),
-        "avgpool" => (Box::new(layers::AvgPool2d::new(2, 2)), img),
-        "global-avgpool" => (Box::new(layers::GlobalAvgPool), img),
-        "flatten" => (Box::new(layers::Flatten), img),
-        "relu" => (Box::new(layers::Relu), img),
-        "leaky-relu" => (Box::new(layers::LeakyRelu::default()), img),
-        "elu" => (Box::new(layers::Elu::default()), img),
-        "sigmoid" => (Box::new(layers::Sigmoid), img),
-        "tanh" => (Box::new(layers::Tanh), img),
-        "relu6" => (Box::new(layers::Relu6), img),
-        "maxout" => (Box::new(layers::Maxout::new(2)), img),
-        "batchnorm1d" => (Box::new(BatchNormConfig::new(10).build::<f64>()), vec![batch.max(2), 10]),
-        "batchnorm2d" => (Box::new(BatchNormConfig::new(4).build::<f64>()), img),
-        "dropout" => (Box::new(layers::Dropout::<f64>::new(0.5, 0)?), img),
-        "lrn" => (Box::new(layers::LocalResponseNorm::<f64>::new(3, 0.5, 0.75, 1.0)), img),
-        other => bail!("unknown layer '{other}'; see `convkit gradcheck --help` for the list"),
-    })
+fn print_bench(r: &bench::BenchResult) {
+    println!(
+        "{:<8} batch {} threads {}: train {:>7.1} img/s ({:.1} GFLOP/s), inference {:>7.1} img/s  [{:.1} MFLOP/img fwd]",
+        r.net, r.batch, r.threads, r.train_img_per_s, r.train_gflop_per_s, r.infer_img_per_s, r.mflop_per_image_forward
+    );
+    if let Some(prof) = &r.profile {
+        let total: f64 = prof.iter().map(|p| p.forward + p.backward).sum();
+        println!("  {:<44} {:>9} {:>9} {:>6}", "layer (all calls)", "fwd ms", "bwd ms", "share");
+        for p in prof.iter().take(16) {
+            let share = 100.0 * (p.forward + p.backward) / total;
+            println!("  {:<44} {:>9.1} {:>9.1} {:>5.1}%", p.layer, p.forward * 1e3, p.backward * 1e3, share);
+        }
+    }
+}
+
+fn print_train(report: &convkit::train::TrainReport, json: bool) -> Result<()> {
+    println!(
+        "done in {:.0}s: best val accuracy {:.2}% (epoch {}), test accuracy {:.2}% on {} images",
+        report.wall_seconds,
+        100.0 * report.best_val_accuracy,
+        report.best_epoch,
+        100.0 * report.test_accuracy,
+        report.test_images,
+    );
+    if let Some(s) = report.stopped_early {
+        println!("stopped early after epoch {} (best epoch {})", s.after_epoch, s.best_epoch);
+    }
+    if let (Some(v), Some(t)) = (report.ema_val_accuracy, report.ema_test_accuracy) {
+        println!("Polyak-averaged weights: val accuracy {:.2}%, test accuracy {:.2}%", 100.0 * v, 100.0 * t);
+    }
+    println!("results in {} (metrics.csv, config.toml, report.json, checkpoints/)", report.run_dir.display());
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}
+
+fn print_zoo(t: &[convkit::zoo::Entry]) {
+    println!("{:<16} {:>10} {:>12} {:>12} {:>12} {:>8}", "model", "input", "params", "GMACs/img", "MB fwd/img", "top-1 %");
+    for e in t {
+        println!(
+            "{:<16} {:>10} {:>12} {:>12.2} {:>12.1} {:>8}",
+            e.model,
+            format!("{}x{}x{}", e.input[0], e.input[1], e.input[2]),
+            e.params,
+            e.macs_per_image as f64 / 1e9,
+            e.forward_bytes_per_image as f64 / 1e6,
+            e.top1.map_or("-".to_string(), |a| format!("{a:.1}"))
+        );
+    }
+    println!("top-1: published ImageNet accuracy (torchvision's model table; ZFNet from its paper), single crop");
+}
+
+/// The charts' font, if the user names one (`CONVKIT_FONT=/path/to/font.ttf`).
+fn font() -> Option<PathBuf> {
+    std::env::var_os("CONVKIT_FONT").map(PathBuf::from)
 }
 
 /// `--checkpoint DIR`, or the `best` checkpoint of `--run DIR`.

@@ -199,9 +199,11 @@ pub const COLOURS: [(u8, u8, u8); 7] =
     [(0, 0, 0), (214, 39, 40), (255, 127, 14), (44, 160, 44), (31, 119, 180), (148, 103, 189), (227, 119, 194)];
 
 /// Draws each surface's contours (as shaded bands of log loss) with every optimizer's path on top.
-pub fn plot(lanes: &[Lane], path: &Path) -> Result<()> {
+/// `font`: a TrueType file for the labels (default: the usual system locations).
+#[cfg(feature = "plot")]
+pub fn plot(lanes: &[Lane], path: &Path, font: Option<&Path>) -> Result<()> {
     use plotters::prelude::*;
-    crate::zoo::register_font()?;
+    crate::plot::register_font(font)?;
     let err = |e: &dyn std::fmt::Display| Error::file(path, format!("cannot draw: {e}"));
     let root = BitMapBackend::new(path, (1600, 1200)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;

@@ -62,42 +62,12 @@ pub fn table() -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// A sans-serif TrueType font for the chart's text: `CONVKIT_FONT`, or the usual system locations.
-fn load_font() -> Result<&'static [u8]> {
-    let mut candidates: Vec<String> = std::env::var("CONVKIT_FONT").into_iter().collect();
-    candidates.extend(
-        [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-            "/Library/Fonts/Arial.ttf",
-        ]
-        .map(String::from),
-    );
-    for c in &candidates {
-        if let Ok(bytes) = std::fs::read(c) {
-            return Ok(Box::leak(bytes.into_boxed_slice()));
-        }
-    }
-    Err(Error::Config(format!(
-        "no TrueType font found for the chart's labels (looked in {}); set CONVKIT_FONT=/path/to/font.ttf \
-         or install one (Debian: apt-get install fonts-dejavu-core)",
-        candidates.join(", ")
-    )))
-}
-
 /// Draws top-1 accuracy against multiply-adds (log scale), bubble area proportional to parameters.
-/// Makes a system TrueType font available to plotters as "sans-serif" (charts here and in `race`).
-pub(crate) fn register_font() -> Result<()> {
-    let font = load_font()?;
-    plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, font)
-        .map_err(|_| Error::Config("the chart font could not be parsed; set CONVKIT_FONT to another .ttf".into()))
-}
-
-pub fn plot(entries: &[Entry], path: &Path) -> Result<()> {
+/// `font`: a TrueType file for the labels (default: the usual system locations).
+#[cfg(feature = "plot")]
+pub fn plot(entries: &[Entry], path: &Path, font: Option<&Path>) -> Result<()> {
     use plotters::prelude::*;
-    register_font()?;
+    crate::plot::register_font(font)?;
     let err = |e: &dyn std::fmt::Display| Error::file(path, format!("cannot draw the chart: {e}"));
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;

@@ -22,7 +22,7 @@ fn races_tell_the_lecture_story_and_the_png_shows_every_path() {
 
     let d = tempfile::tempdir().unwrap();
     let png = d.path().join("race.png");
-    race::plot(&lanes, &png).unwrap();
+    race::plot(&lanes, &png, None).unwrap();
     let img = image::open(&png).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (1600, 1200));
     // Each contestant's colour is drawn, over many pixels: the paths are visible and tell apart.

@@ -34,7 +34,7 @@ fn metrics_rows(run: &Path) -> Vec<Vec<f64>> {
 fn small_run_learns() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
-    let rep = train(recipe(&run, 2, Some(4000)), &TrainOptions { quiet: true, ..Default::default() }).unwrap();
+    let rep = train(recipe(&run, 2, Some(4000)), TrainOptions::default()).unwrap();
     let rows = metrics_rows(&run);
     assert_eq!(rows.len(), 2);
     assert!(rows[1][2] < rows[0][2], "train loss falls: {rows:?}");
@@ -138,7 +138,6 @@ fn resuming_reproduces_an_uninterrupted_run_exactly() {
     };
     for variant in 0..2 {
         let d = tempfile::tempdir().unwrap();
-        let quiet = TrainOptions { quiet: true, ..Default::default() };
         let mk = |out: &Path, epochs| {
             let mut c = recipe(out, epochs, Some(1500));
             if variant == 1 {
@@ -147,12 +146,12 @@ fn resuming_reproduces_an_uninterrupted_run_exactly() {
             c
         };
         let straight = d.path().join("straight");
-        train(mk(&straight, 3), &quiet).unwrap();
+        train(mk(&straight, 3), TrainOptions::default()).unwrap();
         let split = d.path().join("split");
-        train(mk(&split, 1), &quiet).unwrap();
+        train(mk(&split, 1), TrainOptions::default()).unwrap();
         // Continue the one-epoch run to three epochs (as `convkit train --resume DIR --epochs 3` does).
         let cfg = TrainConfig { epochs: 3, ..TrainConfig::from_file(&split.join("config.toml")).unwrap() };
-        train(cfg, &TrainOptions { resume: Some(split.clone()), quiet: true }).unwrap();
+        train(cfg, TrainOptions { resume: Some(split.clone()), ..Default::default() }).unwrap();
         let (a, b) = (metrics_rows(&straight), metrics_rows(&split));
         assert_eq!(a.len(), 3);
         for (ra, rb) in a.iter().zip(&b) {

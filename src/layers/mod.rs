@@ -78,6 +78,9 @@ pub type ParamVisitor<'a, T> = dyn FnMut(&str, &mut Param<T>) + 'a;
 /// Visits `(qualified name, buffer)` pairs for state that is saved but not learned (batch-norm running stats).
 pub type BufferVisitor<'a, T> = dyn FnMut(&str, &mut Tensor<T>) + 'a;
 
+/// Visits `(qualified name, boxed layer)` pairs inside containers.
+pub type ChildVisitor<'a, T> = dyn FnMut(&str, &mut Box<dyn Layer<T>>) + 'a;
+
 pub fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
@@ -118,12 +121,9 @@ pub trait Layer<T: Float>: Send {
         rows.push(crate::summary::Row::new(name, self.describe(), &out, all, all - bias, self.macs(input)));
         out
     }
-    /// Blocks made of other layers (sequence, residual, concat) say so; the profiler times leaves only.
-    fn is_container(&self) -> bool {
-        false
-    }
-    /// Visits the layers inside a container, depth first, with qualified names; leaves visit nothing.
-    fn visit_children(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {}
+    /// Visits the layers inside a container, depth first, with qualified names, each as the box that holds it
+    /// (so a visitor may wrap it, as the profiler does); leaves visit nothing.
+    fn visit_children(&mut self, _prefix: &str, _f: &mut ChildVisitor<'_, T>) {}
 }
 
 /// Checks that an activation tensor has the expected rank, naming the layer in the error.

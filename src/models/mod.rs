@@ -111,6 +111,15 @@ pub fn list() -> Vec<ModelInfo> {
     registry::<f32>().into_iter().map(|(i, _)| i).collect()
 }
 
+/// A registered model's description, or an error listing the known names.
+pub fn lookup(name: &str) -> Result<ModelInfo> {
+    list().into_iter().find(|i| i.name == name).ok_or_else(|| Error::Unknown {
+        kind: "model",
+        name: name.to_string(),
+        known: list().iter().map(|i| i.name).collect::<Vec<_>>().join(", "),
+    })
+}
+
 /// Builds a registered model by name, with its default class count unless `classes` is given.
 pub fn build<T: Float>(name: &str, classes: Option<usize>, seed: u64) -> Result<Model<T>> {
     let reg = registry::<T>();

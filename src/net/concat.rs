@@ -2,7 +2,7 @@
 //! concatenation). The gradient is split by channel and each branch's input gradient is summed.
 
 use super::Sequential;
-use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor};
+use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor, ChildVisitor};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 
@@ -102,9 +102,6 @@ impl<T: Float> Layer<T> for Concat<T> {
             b.freeze_noise(frozen);
         }
     }
-    fn is_container(&self) -> bool {
-        true
-    }
     fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
         for (n, b) in &mut self.branches {
             b.summarize(&join(name, n), input, rows);
@@ -113,7 +110,7 @@ impl<T: Float> Layer<T> for Concat<T> {
         rows.push(crate::summary::Row::new(&join(name, "concat"), "filter concatenation".into(), &out, 0, 0, 0));
         out
     }
-    fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
+    fn visit_children(&mut self, prefix: &str, f: &mut ChildVisitor<'_, T>) {
         for (n, b) in &mut self.branches {
             b.visit_children(&join(prefix, n), f);
         }

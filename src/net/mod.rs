@@ -8,3 +8,4 @@ pub mod sequential;
 pub use concat::Concat;
 pub use residual::Residual;
 pub use sequential::Sequential;
+pub mod profile;

@@ -3,7 +3,7 @@
 //! both paths, which is why deep ResNets train.
 
 use super::Sequential;
-use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor};
+use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor, ChildVisitor};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 
@@ -107,9 +107,6 @@ impl<T: Float> Layer<T> for Residual<T> {
             s.freeze_noise(frozen);
         }
     }
-    fn is_container(&self) -> bool {
-        true
-    }
     fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
         let out = self.main.summarize(name, input, rows);
         if let Some(s) = &mut self.shortcut {
@@ -119,7 +116,7 @@ impl<T: Float> Layer<T> for Residual<T> {
         rows.push(crate::summary::Row::new(&join(name, "add"), what.into(), &out, 0, 0, 0));
         out
     }
-    fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
+    fn visit_children(&mut self, prefix: &str, f: &mut ChildVisitor<'_, T>) {
         self.main.visit_children(prefix, f);
         if let Some(s) = &mut self.shortcut {
             s.visit_children(&join(prefix, "shortcut"), f);

@@ -1,40 +1,8 @@
 //! A sequence of named layers. It keeps the intermediate activations of the last forward for backward.
 
-use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor};
+use crate::layers::{join, BufferVisitor, ChildVisitor, Layer, Mode, ParamVisitor};
 use crate::tensor::{Float, Tensor};
 use crate::Result;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
-
-/// Opt-in per-layer timing (`convkit bench --profile`): seconds of forward and backward by layer description.
-static PROFILING: AtomicBool = AtomicBool::new(false);
-static PROFILE: Mutex<BTreeMap<String, (f64, f64, usize)>> = Mutex::new(BTreeMap::new());
-
-pub fn set_profiling(on: bool) {
-    PROFILING.store(on, Ordering::Relaxed);
-}
-
-/// `(layer, forward seconds, backward seconds, calls)`, slowest first; resets the counters.
-pub fn take_profile() -> Vec<(String, f64, f64, usize)> {
-    let mut m = PROFILE.lock().unwrap_or_else(|e| e.into_inner());
-    let mut v: Vec<_> = std::mem::take(&mut *m).into_iter().map(|(k, (f, b, n))| (k, f, b, n)).collect();
-    v.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)));
-    v
-}
-
-fn record(describe: impl FnOnce() -> String, t: Instant, backward: bool) {
-    let dt = t.elapsed().as_secs_f64();
-    let mut m = PROFILE.lock().unwrap_or_else(|e| e.into_inner());
-    let e = m.entry(describe()).or_default();
-    if backward {
-        e.1 += dt;
-    } else {
-        e.0 += dt;
-        e.2 += 1;
-    }
-}
 
 pub struct Sequential<T: Float> {
     layers: Vec<(String, Box<dyn Layer<T>>)>,
@@ -101,11 +69,7 @@ impl<T: Float> Layer<T> for Sequential<T> {
         }
         for i in 0..n {
             let input = if i == 0 { x } else { &self.acts[i - 1] };
-            let t = Instant::now();
             let y = self.layers[i].1.forward(input, mode);
-            if PROFILING.load(Ordering::Relaxed) && !self.layers[i].1.is_container() {
-                record(|| self.layers[i].1.describe(), t, false);
-            }
             if i + 1 == n {
                 return y;
             }
@@ -124,11 +88,7 @@ impl<T: Float> Layer<T> for Sequential<T> {
             let input = if i == 0 { x } else { &self.acts[i - 1] };
             let output = if i + 1 == n { y } else { &self.acts[i] };
             let g = grad.as_ref().unwrap_or(dy);
-            let t = Instant::now();
             let dx = self.layers[i].1.backward(input, output, g);
-            if PROFILING.load(Ordering::Relaxed) && !self.layers[i].1.is_container() {
-                record(|| self.layers[i].1.describe(), t, true);
-            }
             grad = Some(dx);
         }
         grad.expect("non-empty sequence")
@@ -163,10 +123,6 @@ impl<T: Float> Layer<T> for Sequential<T> {
             l.skip_input_grad(skip);
         }
     }
-    fn is_container(&self) -> bool {
-        true
-    }
-
     fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
         let mut s = input.to_vec();
         for (n, l) in &mut self.layers {
@@ -175,10 +131,10 @@ impl<T: Float> Layer<T> for Sequential<T> {
         s
     }
 
-    fn visit_children(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut dyn Layer<T>)) {
+    fn visit_children(&mut self, prefix: &str, f: &mut ChildVisitor<'_, T>) {
         for (name, l) in &mut self.layers {
             let q = join(prefix, name);
-            f(&q, l.as_mut());
+            f(&q, l);
             l.visit_children(&q, f);
         }
     }

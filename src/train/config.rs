@@ -84,6 +84,10 @@ pub struct TrainConfig {
     /// Train on a seeded random N of the training images (after the validation split): quick experiments, tests.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Stop when validation stops improving: an `[early_stopping]` table with `patience`, and optionally
+    /// `monitor` ("val_acc" or "val_loss"), `min_delta`, `restore_best`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<crate::train::callbacks::early_stopping::EarlyStoppingConfig>,
     /// Run folder; default `runs/<model>-<data kind>`.
     #[serde(default)]
     pub out: Option<PathBuf>,
@@ -114,7 +118,30 @@ fn d_warmup_start() -> f64 {
 impl TrainConfig {
     pub fn from_file(path: &Path) -> Result<TrainConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-        toml::from_str(&text).map_err(|e| Error::file(path, format!("invalid recipe: {e}")))
+        toml::from_str(&text).map_err(|e| Error::file(path, format!("invalid recipe: {}", with_suggestion(&e.to_string()))))
+    }
+
+    /// The recipe with `key = value` overrides applied, in order. Keys are the recipe's (dotted for tables:
+    /// `schedule.gamma`, `early_stopping.patience`); an unknown key is an error naming the closest valid one.
+    pub fn with_overrides(&self, sets: &[(String, toml::Value)]) -> Result<TrainConfig> {
+        let mut table = toml::Table::try_from(self).expect("config serialises");
+        for (key, value) in sets {
+            let mut path: Vec<&str> = key.split('.').collect();
+            let last = path.pop().expect("split yields one part at least");
+            let mut t = &mut table;
+            for p in path {
+                let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+                t = entry.as_table_mut().ok_or_else(|| Error::Config(format!("'{p}' in '{key}' is not a table")))?;
+            }
+            t.insert(last.to_string(), value.clone());
+        }
+        table.try_into().map_err(|e: toml::de::Error| Error::Config(with_suggestion(&e.to_string())))
+    }
+
+    /// The recipe's tables and keys, for `--set`'s help.
+    pub fn keys() -> Vec<String> {
+        let msg = toml::from_str::<TrainConfig>("model = 'x'\ndata = 'x'\nzzz = 0").unwrap_err().to_string();
+        expected_keys(&msg)
     }
 
     /// A recipe from flags alone: `--model` and `--data` are then required.
@@ -163,6 +190,9 @@ impl TrainConfig {
             return bad(format!("Invalid ema_decay: {:?} (must be in [0, 1), e.g. 0.995)", self.ema_decay));
         }
         self.scheduler().validate(self.epochs)?;
+        if let Some(es) = &self.early_stopping {
+            es.validate()?;
+        }
         self.data.parse::<crate::data::DataSpec>()?;
         Ok(())
     }
@@ -194,6 +224,33 @@ impl TrainConfig {
     }
 }
 
+/// `key=value` from the command line: the value as a TOML literal (`0.1`, `[3, 5]`, `true`), else as a string.
+pub fn parse_set(s: &str) -> Result<(String, toml::Value)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| Error::Config(format!("--set '{s}' should look like key=value, e.g. lr=0.1 or schedule.gamma=0.5")))?;
+    let literal = toml::from_str::<toml::Table>(&format!("v = {v}")).ok().and_then(|mut t| t.remove("v"));
+    Ok((k.trim().to_string(), literal.unwrap_or_else(|| toml::Value::String(v.to_string()))))
+}
+
+/// The valid keys a serde "unknown field `x`, expected one of `a`, `b`" message lists.
+fn expected_keys(msg: &str) -> Vec<String> {
+    let Some((_, list)) = msg.split_once("expected one of ") else { return Vec::new() };
+    list.split(',').map(|k| k.trim().trim_matches(|c: char| c == '`' || c.is_whitespace()).to_string()).collect()
+}
+
+/// Adds "did you mean `lr`?" to an unknown-key message.
+fn with_suggestion(msg: &str) -> String {
+    let unknown = msg.split_once("unknown field `").and_then(|(_, r)| r.split_once('`')).map(|(k, _)| k);
+    let best = unknown.and_then(|u| {
+        expected_keys(msg).into_iter().min_by_key(|k| strsim::levenshtein(u, k)).map(|k| (u.to_string(), k))
+    });
+    match best {
+        Some((u, k)) => format!("unknown key '{u}': did you mean '{k}'? ({})", msg.trim()),
+        None => msg.trim().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +274,24 @@ mod tests {
         );
         assert!(TrainConfig { batch_size: 1, ..c.clone() }.validate().is_err());
         assert!(TrainConfig { data: "nope".into(), ..c }.validate().is_err());
+    }
+
+    #[test]
+    fn overrides_apply_in_order_and_unknown_keys_name_the_closest() {
+        let c: TrainConfig = toml::from_str("model = 'lenet5'\ndata = 'mnist:x'\n").unwrap();
+        let sets: Vec<_> =
+            ["lr=0.5", "epochs=3", "schedule.kind=step", "schedule.milestones=[2]", "optimizer=adam", "lr=0.25"]
+                .iter()
+                .map(|s| parse_set(s).unwrap())
+                .collect();
+        let o = c.with_overrides(&sets).unwrap();
+        assert_eq!((o.lr, o.epochs, o.optimizer), (0.25, 3, crate::optim::OptimizerKind::Adam));
+        assert!(matches!(o.schedule, crate::schedule::Schedule::Step { .. }));
+        let e = c.with_overrides(&[parse_set("learning_rat=0.1").unwrap()]).unwrap_err().to_string();
+        assert!(e.contains("did you mean 'warmup_start'") || e.contains("did you mean 'lr'") || e.contains("'learning_rat'"), "{e}");
+        let e = c.with_overrides(&[parse_set("epohcs=3").unwrap()]).unwrap_err().to_string();
+        assert!(e.contains("did you mean 'epochs'"), "{e}");
+        assert!(TrainConfig::keys().contains(&"early_stopping".to_string()));
+        assert!(parse_set("lr").is_err());
     }
 }

@@ -1,0 +1,3 @@
+//! Pieces of the `convkit` command that are about the terminal, not about training.
+
+pub mod progress;

@@ -1,0 +1,18 @@
+//! The callbacks every `convkit train` run uses, one per file. The command line adds its own (progress bars and
+//! epoch lines) beside them.
+
+pub mod checkpointer;
+pub mod early_stopping;
+pub mod metrics_csv;
+pub mod nonfinite;
+pub mod plateau;
+pub mod polyak;
+pub mod report_json;
+
+pub use checkpointer::{Checkpointer, RunMeta};
+pub use early_stopping::{EarlyStopping, Monitor};
+pub use metrics_csv::MetricsCsv;
+pub use nonfinite::NonFiniteGuard;
+pub use plateau::PlateauRule;
+pub use polyak::PolyakAveraging;
+pub use report_json::ReportJson;

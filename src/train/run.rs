@@ -1,0 +1,219 @@
+//! A run: its folder, its data (split and preprocessed as the recipe says), its model, and where it starts from
+//! (epoch 0, or a `last` checkpoint when resuming). `train` builds the `Trainer` and the callbacks from it.
+
+use super::callback::{Callbacks, EpochLog, RunInfo};
+use super::callbacks::{
+    Checkpointer, EarlyStopping, MetricsCsv, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson, RunMeta,
+};
+use super::checkpoint::{self, Checkpoint};
+use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
+use super::{TrainConfig, TrainReport};
+use crate::data::loader::LoaderConfig;
+use crate::data::preprocess::Preprocess;
+use crate::data::{split, DataSpec, Split};
+use crate::models::{self, ModelInfo};
+use crate::optim::{Optimizer, OptimizerKind};
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Run {
+    pub cfg: TrainConfig,
+    pub dir: PathBuf,
+    pub spec: DataSpec,
+    pub info: ModelInfo,
+    pub data: TrainData,
+    pub classes: Vec<String>,
+    /// Epochs already done (0 for a fresh run).
+    pub start_epoch: usize,
+    pub resumed: Option<Checkpoint>,
+}
+
+impl Run {
+    /// Resolves the folder, loads and splits the data, fits (or restores) the preprocessing.
+    pub fn prepare(mut cfg: TrainConfig, resume: Option<&Path>) -> Result<Run> {
+        let resumed = resume.map(|d| Checkpoint::load(&d.join("checkpoints").join("last"))).transpose()?;
+        cfg.validate()?;
+        let dir = match resume {
+            Some(d) => d.to_path_buf(),
+            None => fresh_dir(&cfg.out.clone().unwrap_or_else(|| cfg.default_out())),
+        };
+        cfg.out = Some(dir.clone());
+        let spec: DataSpec = cfg.data.parse()?;
+        let info = models::lookup(&cfg.model)?;
+        let full = spec.load(Split::Train, Some([info.input[1], info.input[2]]))?;
+        if full.shape != info.input {
+            return Err(Error::Config(format!(
+                "model {} takes {:?} (C, H, W) images but {} gives {:?}; pick a model for this data",
+                cfg.model, info.input, spec, full.shape
+            )));
+        }
+        let (train, val) = split_indices(&cfg, &spec, full.len());
+        let prep = match &resumed {
+            Some(ck) => ck.preprocess(),
+            None => Preprocess::fit(cfg.preprocess, &full.subset(&train))?,
+        };
+        let classes = full.classes.clone();
+        let loader = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, augment: cfg.augment, seed: cfg.seed };
+        let (dataset, prep) = (Arc::new(full), Arc::new(prep));
+        let data = TrainData { dataset, train: Arc::new(train), val: Arc::new(val), prep, loader };
+        let start_epoch = resumed.as_ref().map_or(0, |ck| ck.meta.epoch);
+        std::fs::create_dir_all(dir.join("checkpoints"))
+            .map_err(|e| Error::file(&dir, format!("cannot create the run folder: {e}")))?;
+        let cp = dir.join("config.toml");
+        std::fs::write(&cp, cfg.to_toml()).map_err(|e| Error::file(&cp, format!("cannot write: {e}")))?;
+        Ok(Run { cfg, dir, spec, info, data, classes, start_epoch, resumed })
+    }
+
+    /// The model, the optimizer (or L-BFGS), the schedule, penalty and clipping; restored when resuming.
+    pub fn trainer(&self) -> Result<Trainer> {
+        let cfg = &self.cfg;
+        let model = models::build::<f32>(&cfg.model, Some(self.classes.len()), cfg.seed)?.for_training();
+        let method = match cfg.optimizer {
+            OptimizerKind::Lbfgs => Method::Lbfgs(self.lbfgs()?),
+            _ => Method::FirstOrder(Optimizer::new(cfg.optim())?),
+        };
+        let mut t = Trainer::new(model, method, cfg.scheduler(), cfg.epochs);
+        t.penalty = cfg.penalty();
+        t.clip = Clip { value: cfg.clip_value, norm: cfg.clip_norm };
+        if let Some(ck) = &self.resumed {
+            self.restore(&mut t, ck)?;
+        }
+        Ok(t)
+    }
+
+    /// L-BFGS settings, refused unless the loss is the same function at every evaluation.
+    fn lbfgs(&self) -> Result<crate::optim::lbfgs::Lbfgs> {
+        let n = self.data.train.len();
+        // Curvature pairs from different mini-batches or augmentations describe different functions.
+        if self.cfg.batch_size < n || !self.cfg.augment.is_identity() {
+            return Err(Error::Config(format!(
+                "L-BFGS needs the same deterministic loss at every evaluation, so it runs full-batch only: set \
+                 batch_size >= the {n} training images (e.g. limit = 2000, batch_size = 2000) and turn augmentation \
+                 off, or pick a mini-batch optimizer (momentum, nesterov, adam, ...)"
+            )));
+        }
+        Ok(self.cfg.lbfgs.clone().unwrap_or_default())
+    }
+
+    /// Weights, optimizer state, schedule memory, step and best figures from `last`.
+    fn restore(&self, t: &mut Trainer, ck: &Checkpoint) -> Result<()> {
+        checkpoint::load_into(&mut t.model, &ck.tensors, &ck.dir.join("model.safetensors"))?;
+        if let Method::FirstOrder(opt) = &mut t.method {
+            let state = ck.optimizer.iter().filter(|(k, _)| !k.starts_with("polyak.")).map(|(k, v)| (k.clone(), v.clone()));
+            opt.load_state(state.collect(), ck.meta.optimizer_t)
+                .map_err(|e| Error::file(ck.dir.join("optimizer.safetensors"), e.to_string()))?;
+        }
+        if let Some(p) = &ck.meta.plateau {
+            t.sched.plateau = p.clone();
+        }
+        let best = self.dir.join("checkpoints/best");
+        let best_epoch = if best.exists() { Checkpoint::load(&best)?.meta.epoch } else { 0 };
+        (t.step, t.best) = (ck.meta.step, (ck.meta.best_val_accuracy, best_epoch));
+        Ok(())
+    }
+
+    /// The run's own callbacks, in the order they must run, then the caller's.
+    pub fn callbacks(&self, t: &mut Trainer, extra: Callbacks) -> Result<Callbacks> {
+        let ck_dir = self.dir.join("checkpoints");
+        let mut cbs = Callbacks::default();
+        cbs.push(NonFiniteGuard { checkpoints: ck_dir.clone() });
+        cbs.push(PlateauRule);
+        if let Some(d) = self.cfg.ema_decay {
+            cbs.push(PolyakAveraging::new(t, d, ck_dir.clone(), self.run_meta(), self.resumed.as_ref())?);
+        }
+        cbs.push(MetricsCsv::new(self.dir.join("metrics.csv"), self.resumed.as_ref().map(|_| self.start_epoch)));
+        cbs.push(Checkpointer { dir: ck_dir, run: self.run_meta() });
+        if let Some(es) = &self.cfg.early_stopping {
+            cbs.push(EarlyStopping::new(es.clone()));
+        }
+        cbs.push(ReportJson { path: self.dir.join("report.json") });
+        cbs.0.extend(extra.0);
+        Ok(cbs)
+    }
+
+    pub fn info(&self) -> RunInfo {
+        RunInfo {
+            model: self.cfg.model.clone(),
+            data: self.cfg.data.clone(),
+            dir: self.dir.clone(),
+            train_images: self.data.train.len(),
+            val_images: self.data.val.len(),
+            classes: self.classes.len(),
+            epochs: self.cfg.epochs,
+            start_epoch: self.start_epoch,
+            resumed: self.resumed.is_some(),
+        }
+    }
+
+    fn run_meta(&self) -> RunMeta {
+        RunMeta {
+            model: self.cfg.model.clone(),
+            classes: self.classes.clone(),
+            input: self.info.input,
+            data: self.cfg.data.clone(),
+            seed: self.cfg.seed,
+            optimizer: self.cfg.optimizer,
+            prep: self.data.prep.clone(),
+        }
+    }
+
+    pub fn test_set(&self) -> Result<TestSet> {
+        let [_, h, w] = self.info.input;
+        let dataset = Arc::new(self.spec.load(Split::Test, Some([h, w]))?);
+        let idx = Arc::new((0..dataset.len()).collect());
+        Ok(TestSet { dataset, idx, prep: self.data.prep.clone() })
+    }
+
+    /// The test split, touched once: the `best` checkpoint's figures on it.
+    pub fn report(&self, t: &Trainer, last: Option<&EpochLog>, test: &TestSet, started: Instant) -> Result<TrainReport> {
+        let best = Checkpoint::load(&self.dir.join("checkpoints").join("best"))?;
+        let ev = test.evaluate(&mut best.model()?);
+        Ok(TrainReport {
+            run_dir: self.dir.clone(),
+            model: self.cfg.model.clone(),
+            data: self.cfg.data.clone(),
+            epochs: self.cfg.epochs,
+            resumed_from: self.resumed.as_ref().map(|_| self.start_epoch),
+            train_images: self.data.train.len(),
+            val_images: self.data.val.len(),
+            test_images: ev.count,
+            final_train_loss: last.map_or(f64::NAN, |l| l.train_loss),
+            best_epoch: t.best.1,
+            best_val_accuracy: t.best.0,
+            test_accuracy: ev.accuracy,
+            test_loss: ev.loss,
+            ema_val_accuracy: None,
+            ema_test_accuracy: None,
+            stopped_early: None,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            test: Some(ev),
+        })
+    }
+}
+
+/// The training and validation indices: a seeded split, then (with `limit`) a seeded random training subset.
+pub fn split_indices(cfg: &TrainConfig, spec: &DataSpec, n: usize) -> (Vec<usize>, Vec<usize>) {
+    let val_n = cfg.val.unwrap_or_else(|| spec.default_val(n));
+    let (mut train, val) = split::train_val(n, val_n, cfg.seed);
+    if let Some(l) = cfg.limit {
+        // Image folders are stored class by class, so a prefix would be one class.
+        use rand::seq::SliceRandom;
+        train.shuffle(&mut crate::init::rng(cfg.seed ^ 0x11a1_7000));
+        train.truncate(l);
+        train.sort_unstable();
+    }
+    (train, val)
+}
+
+/// A fresh run folder: the given one, or the next free `NAME-2`, `NAME-3`, ... if it already holds a run.
+fn fresh_dir(base: &Path) -> PathBuf {
+    if !base.join("checkpoints").exists() {
+        return base.to_path_buf();
+    }
+    (2..)
+        .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
+        .find(|p| !p.join("checkpoints").exists())
+        .expect("some suffix is free")
+}

@@ -1,0 +1,128 @@
+//! The training loop's callbacks end to end on real MNIST: early stopping stops and puts the best weights back;
+//! the divergence guard stops an absurd learning rate with a message naming the step and leaves `best` finite;
+//! a caller's own callback sees every hook.
+
+use convkit::tensor::Tensor;
+use convkit::train::checkpoint::{self, Checkpoint};
+use convkit::train::{train, Callback, Callbacks, EpochLog, TestSet, TrainConfig, TrainOptions, TrainReport, Trainer};
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+
+fn recipe(out: &Path, extra: &str) -> TrainConfig {
+    let mut c: TrainConfig = toml::from_str(&format!(
+        "model = 'lenet5'\ndata = 'mnist:../shared/data/mnist'\nepochs = 6\nbatch_size = 64\nlr = 0.01\nval = 1000\nlimit = 1500\n{extra}"
+    ))
+    .unwrap();
+    c.out = Some(out.to_path_buf());
+    c
+}
+
+type Weights = Vec<(String, Tensor<f32>)>;
+
+/// Records the model's weights after every epoch's callbacks and at the end of training.
+#[derive(Default)]
+struct Spy {
+    epochs: Rc<RefCell<Vec<(usize, Weights)>>>,
+    at_end: Rc<RefCell<Option<Weights>>>,
+}
+
+impl Callback for Spy {
+    fn on_epoch_end(&mut self, t: &mut Trainer, log: &EpochLog) -> convkit::Result<()> {
+        self.epochs.borrow_mut().push((log.epoch, checkpoint::model_tensors(&mut t.model)));
+        Ok(())
+    }
+    fn on_train_end(&mut self, t: &mut Trainer, _test: &TestSet, _r: &mut TrainReport) -> convkit::Result<()> {
+        *self.at_end.borrow_mut() = Some(checkpoint::model_tensors(&mut t.model));
+        Ok(())
+    }
+}
+
+fn same(a: &Weights, b: &Weights) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|((n, x), (m, y))| n == m && x.data() == y.data())
+}
+
+#[test]
+fn early_stopping_stops_and_restores_the_best_weights() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    // Validation loss must fall by more than 10 to count: nothing after epoch 1 does, so with patience 2 the run
+    // stops after epoch 3 and puts epoch 1's weights back.
+    let cfg = recipe(&run, "[early_stopping]\nmonitor = 'val_loss'\npatience = 2\nmin_delta = 10.0\n");
+    let spy = Spy::default();
+    let (epochs, at_end) = (spy.epochs.clone(), spy.at_end.clone());
+    let mut callbacks = Callbacks::default();
+    callbacks.push(spy);
+    let rep = train(cfg, TrainOptions { callbacks, ..Default::default() }).unwrap();
+    let stopped = rep.stopped_early.expect("the run stopped early");
+    assert_eq!((stopped.after_epoch, stopped.best_epoch), (3, 1));
+    let rows = std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count();
+    assert_eq!(rows, 1 + 3, "header and three epochs of the six");
+    let epochs = epochs.borrow();
+    let at_end = at_end.borrow();
+    let at_end = at_end.as_ref().unwrap();
+    assert!(same(at_end, &epochs[0].1), "the model ends with epoch 1's weights");
+    assert!(same(&epochs[2].1, at_end), "restored when stopping, before later callbacks ran");
+    // `last` keeps the weights the run really reached (with their optimizer state, for resuming).
+    let last = Checkpoint::load(&run.join("checkpoints/last")).unwrap();
+    assert_eq!(last.meta.epoch, 3);
+    let last_w: Weights = at_end.iter().map(|(n, _)| (n.clone(), last.tensors[n].clone())).collect();
+    assert!(!same(&last_w, at_end), "epoch 3's weights differ from epoch 1's");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["stopped_early"]["after_epoch"], 3);
+}
+
+#[test]
+fn early_stopping_with_accuracy_restores_the_best_checkpoint() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    // A rate so small that accuracy creeps: patience 1 stops at the first epoch without a gain, if any.
+    let cfg = recipe(&run, "epochs = 4\n[early_stopping]\npatience = 1\n");
+    let spy = Spy::default();
+    let at_end = spy.at_end.clone();
+    let mut callbacks = Callbacks::default();
+    callbacks.push(spy);
+    let rep = train(cfg, TrainOptions { callbacks, ..Default::default() }).unwrap();
+    // Whether or not it stopped, with the defaults the restored weights are checkpoint `best`'s.
+    let best = Checkpoint::load(&run.join("checkpoints/best")).unwrap();
+    let at_end = at_end.borrow();
+    let at_end = at_end.as_ref().unwrap();
+    if rep.stopped_early.is_some() {
+        let best_w: Weights = at_end.iter().map(|(n, _)| (n.clone(), best.tensors[n].clone())).collect();
+        assert!(same(&best_w, at_end));
+    }
+    assert_eq!(best.meta.epoch, rep.best_epoch);
+}
+
+#[test]
+fn an_absurd_learning_rate_stops_with_the_step_named_and_best_stays_finite() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    train(recipe(&run, "epochs = 1\n"), TrainOptions::default()).unwrap();
+    let best_before = std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap();
+    // Resume for a second epoch at a rate no network survives.
+    let cfg = TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    let cfg = cfg.with_overrides(&[("epochs".into(), 2.into()), ("lr".into(), 1e9.into())]).unwrap();
+    let err = train(cfg, TrainOptions { resume: Some(run.clone()), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("diverged") && err.contains("epoch 2"), "{err}");
+    assert!(err.contains("step") || err.contains("weights of"), "names where: {err}");
+    assert!(err.contains("intact"), "says the earlier checkpoints are kept: {err}");
+    // `best` was not touched, and every checkpoint left holds finite numbers.
+    assert_eq!(std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap(), best_before);
+    for name in ["best", "last"] {
+        let ck = Checkpoint::load(&run.join("checkpoints").join(name)).unwrap();
+        assert_eq!(ck.meta.epoch, 1);
+        assert!(ck.tensors.values().all(|t| t.data().iter().all(|v| v.is_finite())), "{name} is finite");
+    }
+}
+
+#[test]
+fn divergence_in_the_first_epoch_says_no_checkpoint_was_written() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let err = train(recipe(&run, "epochs = 1\nlr = 1e9\n"), TrainOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("diverged") && err.contains("epoch 1"), "{err}");
+    assert!(err.contains("No checkpoint had been written yet"), "{err}");
+    assert!(!run.join("checkpoints/best").exists());
+}
