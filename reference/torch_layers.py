@@ -249,6 +249,9 @@ def sample(a, cap=4096):
     return flat[::step]
 
 
+# Input sizes: MobileNetV2 at 96x96 (3x3 at its end). At 64x64 its last batch norms normalise over 8 values
+# and PyTorch's own gradients move by up to 3e-6 (relative) when only the batch order is swapped; at 96x96 by
+# 4e-7, well inside the tests' 1e-5.
 def model_case(name, fn, x_shape):
     P = Params()
     n = int(np.prod(x_shape))
@@ -275,6 +278,6 @@ if __name__ == "__main__":
     build_loss_cases()
     model_case("lenet5", lenet5, (2, 1, 28, 28))
     model_case("resnet20", resnet20, (2, 3, 32, 32))
-    model_case("mobilenetv2", mobilenetv2, (2, 3, 64, 64))
+    model_case("mobilenetv2", mobilenetv2, (2, 3, 96, 96))
     save_file(T, OUT, metadata={"cases": json.dumps(CASES), "torch": torch.__version__})
     print(f"wrote {OUT}: {len(CASES)} cases, {len(T)} tensors, torch {torch.__version__}")

@@ -9,9 +9,9 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
 
-fn recipe(out: &Path, extra: &str) -> TrainConfig {
+fn recipe(out: &Path, epochs: usize, extra: &str) -> TrainConfig {
     let mut c: TrainConfig = toml::from_str(&format!(
-        "model = 'lenet5'\ndata = 'mnist:../shared/data/mnist'\nepochs = 6\nbatch_size = 64\nlr = 0.01\nval = 1000\nlimit = 1500\n{extra}"
+        "model = 'lenet5'\ndata = 'mnist:../shared/data/mnist'\nepochs = {epochs}\nbatch_size = 64\nval = 1000\nlimit = 1500\n{extra}"
     ))
     .unwrap();
     c.out = Some(out.to_path_buf());
@@ -48,7 +48,7 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     let run = d.path().join("run");
     // Validation loss must fall by more than 10 to count: nothing after epoch 1 does, so with patience 2 the run
     // stops after epoch 3 and puts epoch 1's weights back.
-    let cfg = recipe(&run, "[early_stopping]\nmonitor = 'val_loss'\npatience = 2\nmin_delta = 10.0\n");
+    let cfg = recipe(&run, 6, "lr = 0.01\n[early_stopping]\nmonitor = 'val_loss'\npatience = 2\nmin_delta = 10.0\n");
     let spy = Spy::default();
     let (epochs, at_end) = (spy.epochs.clone(), spy.at_end.clone());
     let mut callbacks = Callbacks::default();
@@ -78,7 +78,7 @@ fn early_stopping_with_accuracy_restores_the_best_checkpoint() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
     // A rate so small that accuracy creeps: patience 1 stops at the first epoch without a gain, if any.
-    let cfg = recipe(&run, "epochs = 4\n[early_stopping]\npatience = 1\n");
+    let cfg = recipe(&run, 4, "lr = 0.01\n[early_stopping]\npatience = 1\n");
     let spy = Spy::default();
     let at_end = spy.at_end.clone();
     let mut callbacks = Callbacks::default();
@@ -99,7 +99,7 @@ fn early_stopping_with_accuracy_restores_the_best_checkpoint() {
 fn an_absurd_learning_rate_stops_with_the_step_named_and_best_stays_finite() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
-    train(recipe(&run, "epochs = 1\n"), TrainOptions::default()).unwrap();
+    train(recipe(&run, 1, "lr = 0.01\n"), TrainOptions::default()).unwrap();
     let best_before = std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap();
     // Resume for a second epoch at a rate no network survives.
     let cfg = TrainConfig::from_file(&run.join("config.toml")).unwrap();
@@ -121,7 +121,7 @@ fn an_absurd_learning_rate_stops_with_the_step_named_and_best_stays_finite() {
 fn divergence_in_the_first_epoch_says_no_checkpoint_was_written() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
-    let err = train(recipe(&run, "epochs = 1\nlr = 1e9\n"), TrainOptions::default()).unwrap_err().to_string();
+    let err = train(recipe(&run, 1, "lr = 1e9\n"), TrainOptions::default()).unwrap_err().to_string();
     assert!(err.contains("diverged") && err.contains("epoch 1"), "{err}");
     assert!(err.contains("No checkpoint had been written yet"), "{err}");
     assert!(!run.join("checkpoints/best").exists());
