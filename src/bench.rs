@@ -6,7 +6,7 @@ use crate::init::rng;
 use crate::layers::{Layer, Mode};
 use crate::models;
 use crate::net::profile::{self, LayerTime, Profiler};
-use crate::optim::{OptimConfig, Optimizer, OptimizerKind};
+use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{Schedule, Scheduler};
 use crate::tensor::Tensor;
 use crate::train::trainer::{Method, Trainer};
@@ -85,7 +85,7 @@ fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
     let x = Tensor::<f32>::from_fn(&shape, |_| r.random_range(-1.0..1.0));
     let labels: Vec<usize> = (0..o.batch).map(|_| r.random_range(0..10)).collect();
     let batch = Batch { x, labels };
-    let opt = Optimizer::<f32>::new(OptimConfig::new(OptimizerKind::Momentum, 0.01))?;
+    let opt = Optimizer::<f32>::new(&OptimizerConfig::default(), 0.01, 0.0)?;
     let sched = Scheduler::new(0.01, Schedule::Constant, 0.0, 0.1);
     let mut t = Trainer::new(model, Method::FirstOrder(opt), sched, 1);
     // `runs` runs of `warmup` untimed then `steps` timed calls: images per second of each run.

@@ -147,7 +147,7 @@ enum Cmd {
         /// Base learning rate: the schedule's starting (or, for one-cycle, peak) rate.
         #[arg(long, help_heading = "Optimizer")]
         lr: Option<f64>,
-        /// rho of momentum and Nesterov (default 0.9).
+        /// rho of momentum and Nesterov (default 0.9); other rules' settings: --set optimizer.beta2=0.99 ...
         #[arg(long, help_heading = "Optimizer")]
         momentum: Option<f64>,
         /// KIND[:key=value,...]: constant, step:every=N|milestones=[a,b],gamma=G, exponential:k=K,
@@ -500,7 +500,8 @@ fn gradcheck(
     if json {
         let v = serde_json::json!({
             "target": what, "mode": if eval {"eval"} else {"train"},
-            "max_rel_error": report.max_rel_error(), "kinks_skipped": report.kinks_skipped(),
+            "max_rel_error": report.max_rel_error(), "judged_error": report.judged_error(),
+            "kinks_skipped": report.kinks_skipped(),
             "loss": report.loss, "tensors": report.tensors,
         });
         println!("{v}");

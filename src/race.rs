@@ -7,7 +7,7 @@
 
 use crate::layers::{Param, ParamKind};
 use crate::optim::lbfgs::Lbfgs;
-use crate::optim::{OptimConfig, Optimizer, OptimizerKind};
+use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 use rand::SeedableRng;
@@ -99,15 +99,15 @@ pub fn surfaces() -> Vec<Surface> {
 }
 
 /// The contestants and their learning rates (one rate each, across all surfaces, as a user would pick).
-pub fn contestants() -> Vec<(&'static str, OptimizerKind, f64)> {
+pub fn contestants() -> Vec<(&'static str, &'static str, f64)> {
     vec![
-        ("SGD", OptimizerKind::Sgd, 0.2),
-        ("SGD+momentum", OptimizerKind::Momentum, 0.05),
-        ("Nesterov", OptimizerKind::Nesterov, 0.05),
-        ("AdaGrad", OptimizerKind::Adagrad, 1.0),
-        ("RMSProp", OptimizerKind::Rmsprop, 0.1),
-        ("Adam", OptimizerKind::Adam, 0.3),
-        ("L-BFGS", OptimizerKind::Lbfgs, 1.0),
+        ("SGD", "sgd", 0.2),
+        ("SGD+momentum", "momentum", 0.05),
+        ("Nesterov", "nesterov", 0.05),
+        ("AdaGrad", "adagrad", 1.0),
+        ("RMSProp", "rmsprop", 0.1),
+        ("Adam", "adam", 0.3),
+        ("L-BFGS", "lbfgs", 1.0),
     ]
 }
 
@@ -128,7 +128,7 @@ pub fn run(steps: usize, tol: f64, seed: u64) -> Result<Vec<Lane>> {
     for s in surfaces() {
         for (name, kind, lr) in contestants() {
             let mut path = vec![s.start];
-            if kind == OptimizerKind::Lbfgs {
+            if kind == "lbfgs" {
                 if s.noise > 0.0 {
                     continue; // Full-batch only: no lane on noisy gradients.
                 }
@@ -141,7 +141,7 @@ pub fn run(steps: usize, tol: f64, seed: u64) -> Result<Vec<Lane>> {
                 let lb = Lbfgs { max_iter: steps, tol_grad: 1e-12, tol_change: 1e-14, ..Default::default() };
                 lb.minimize_observed(&mut x, &mut f, &mut |p, _| path.push([p[0], p[1]]));
             } else {
-                let mut opt = Optimizer::<f64>::new(OptimConfig::new(kind, lr))?;
+                let mut opt = Optimizer::<f64>::new(&OptimizerConfig::named(kind)?, lr, 0.0)?;
                 let mut p = Param::new(Tensor::from_vec(&[2], s.start.to_vec()), ParamKind::Weight);
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
                 let noise = Normal::new(0.0, s.noise.max(1e-300)).expect("valid sigma");

@@ -2,7 +2,7 @@
 //! layer, with totals and the observation that early convs hold the memory while late FC layers hold the
 //! parameters.
 
-use crate::layers::Layer;
+use crate::layers::{Layer, Leaf, Walker};
 use crate::models::Model;
 use crate::tensor::Float;
 use serde::Serialize;
@@ -63,11 +63,24 @@ pub struct Summary {
     pub most_params: Vec<String>,
 }
 
+/// The walker that turns a network into rows.
+struct Rows(Vec<Row>);
+
+impl Walker for Rows {
+    fn leaf(&mut self, l: &Leaf<'_>) {
+        self.0.push(Row::new(l.name, l.layer.clone(), l.output, l.params, l.params - l.bias_params, l.macs));
+    }
+    fn join(&mut self, name: &str, what: &str, output: &[usize]) {
+        self.0.push(Row::new(name, what.into(), output, 0, 0, 0));
+    }
+}
+
 pub fn summarize<T: Float>(model: &mut Model<T>, input: [usize; 3], batch: usize) -> crate::Result<Summary> {
     let shape = vec![1, input[0], input[1], input[2]];
     model.net.output_shape(&shape)?;
-    let mut rows = vec![Row::new("input", "input".into(), &shape, 0, 0, 0)];
-    model.net.summarize("", &shape, &mut rows);
+    let mut rows = Rows(vec![Row::new("input", "input".into(), &shape, 0, 0, 0)]);
+    model.net.walk("", &shape, &mut rows);
+    let rows = rows.0;
     let params = rows.iter().map(|r| r.params).sum();
     let params_without_bias = rows.iter().map(|r| r.params_without_bias).sum();
     let activations: usize = rows.iter().map(|r| r.activations).sum();

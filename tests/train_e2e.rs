@@ -2,7 +2,7 @@
 //! SIGKILL mid-epoch resumes to a valid run folder; checkpoints are never half-written.
 
 use convkit::data::preprocess::{Preprocess, PreprocessKind};
-use convkit::optim::{OptimConfig, Optimizer, OptimizerKind};
+use convkit::optim::{Optimizer, OptimizerConfig};
 use convkit::train::checkpoint::{self, Checkpoint, Meta};
 use convkit::train::{train, TrainConfig, TrainOptions};
 use std::path::Path;
@@ -130,7 +130,7 @@ fn sigkill_mid_epoch_then_resume() {
 fn resuming_reproduces_an_uninterrupted_run_exactly() {
     // Plain momentum; then Nesterov with state-carrying extras (plateau memory, Polyak average, L1, clipping).
     let extras = |c: &mut TrainConfig| {
-        c.optimizer = OptimizerKind::Nesterov;
+        c.optimizer = OptimizerConfig::named("nesterov").unwrap();
         c.schedule = "plateau:patience=0,factor=0.5,threshold=0.5".parse().unwrap();
         c.ema_decay = Some(0.99);
         c.l1 = 1e-5;
@@ -182,7 +182,7 @@ fn resuming_reproduces_an_uninterrupted_run_exactly() {
 fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
     let d = tempfile::tempdir().unwrap();
     let mut model = convkit::models::build::<f32>("lenet5", None, 0).unwrap();
-    let opt = Optimizer::<f32>::new(OptimConfig::new(OptimizerKind::Momentum, 0.1)).unwrap();
+    let opt = Optimizer::<f32>::new(&OptimizerConfig::default(), 0.1, 0.0).unwrap();
     let prep = Preprocess { kind: PreprocessKind::None, shape: [1, 28, 28], mean: vec![], std: vec![], matrix: vec![] };
     let mut meta = Meta {
         model: "lenet5".into(),
@@ -193,7 +193,7 @@ fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
         step: 10,
         val_accuracy: 0.5,
         best_val_accuracy: 0.5,
-        optimizer: OptimizerKind::Momentum,
+        optimizer: "momentum".into(),
         optimizer_t: 0,
         plateau: None,
         data: "mnist:x".into(),

@@ -43,8 +43,15 @@ pub struct TensorReport {
     pub name: String,
     pub shape: Vec<usize>,
     pub checked: usize,
+    /// The true `|a-n| / max(|a|,|n|)` over the checked elements, also where both are tiny.
     pub max_rel_error: f64,
     pub mean_rel_error: f64,
+    /// The largest `|a-n|`.
+    pub max_abs_error: f64,
+    /// Elements whose values agree within `atol` (counted as agreeing, whatever their relative error).
+    pub within_atol: usize,
+    /// The largest relative error among elements that do not agree within `atol`: what decides pass or fail.
+    pub judged_error: f64,
     pub kinks_skipped: usize,
 }
 
@@ -55,8 +62,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// The true largest relative error (reported).
     pub fn max_rel_error(&self) -> f64 {
         self.tensors.iter().map(|t| t.max_rel_error).fold(0.0, f64::max)
+    }
+    /// The largest relative error of elements that disagree by more than `atol` (decides).
+    pub fn judged_error(&self) -> f64 {
+        self.tensors.iter().map(|t| t.judged_error).fold(0.0, f64::max)
     }
     pub fn kinks_skipped(&self) -> usize {
         self.tensors.iter().map(|t| t.kinks_skipped).sum()
@@ -67,18 +79,26 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<40} {:>18} {:>7} {:>11} {:>11} {:>6}",
-            "tensor", "shape", "checked", "max rel", "mean rel", "kinks"
+            "{:<40} {:>18} {:>7} {:>10} {:>10} {:>10} {:>6} {:>6}",
+            "tensor", "shape", "checked", "max rel", "mean rel", "max abs", "~0", "kinks"
         )?;
         for t in &self.tensors {
             let shape = format!("{:?}", t.shape);
             writeln!(
                 f,
-                "{:<40} {:>18} {:>7} {:>11.2e} {:>11.2e} {:>6}",
-                t.name, shape, t.checked, t.max_rel_error, t.mean_rel_error, t.kinks_skipped
+                "{:<40} {:>18} {:>7} {:>10.2e} {:>10.2e} {:>10.2e} {:>6} {:>6}",
+                t.name, shape, t.checked, t.max_rel_error, t.mean_rel_error, t.max_abs_error, t.within_atol, t.kinks_skipped
             )?;
         }
-        write!(f, "max relative error {:.2e} over {} tensors", self.max_rel_error(), self.tensors.len())
+        let within: usize = self.tensors.iter().map(|t| t.within_atol).sum();
+        write!(
+            f,
+            "max relative error {:.2e} over {} tensors; {within} elements agree within the absolute tolerance \
+             (column ~0: gradients that vanish, where relative error is rounding noise); judged error {:.2e}",
+            self.max_rel_error(),
+            self.tensors.len(),
+            self.judged_error()
+        )
     }
 }
 
@@ -215,22 +235,30 @@ pub fn check_with_loss(
     report
 }
 
-/// Relative error of the analytic value (zero within `atol`), or `None` where the loss has a kink within every
-/// step tried.
+/// One element's verdict: the analytic value against the numerical one.
+#[derive(Clone, Copy, Debug)]
+struct Verdict {
+    rel: f64,
+    abs: f64,
+    within_atol: bool,
+}
+
+/// The analytic value against the centred difference, or `None` where the loss has a kink within every step
+/// tried.
 ///
 /// Where the `h` and `h/2` differences disagree, a kink lies within `h` of the point; the step shrinks tenfold
 /// (twice at most: f64 still resolves gradients of 1e-3 at h = 1e-7) until two step sizes agree.
-fn judge(a: f64, diff: &mut dyn FnMut(f64) -> f64, opts: &Options) -> Option<f64> {
-    let err = |n: f64| if (a - n).abs() <= opts.atol { 0.0 } else { rel_error(a, n) };
+fn judge(a: f64, diff: &mut dyn FnMut(f64) -> f64, opts: &Options) -> Option<Verdict> {
+    let verdict = |n: f64| Verdict { rel: rel_error(a, n), abs: (a - n).abs(), within_atol: (a - n).abs() <= opts.atol };
     let mut h = opts.h;
     let mut n1 = diff(h);
-    if err(n1) < 1e-9 {
-        return Some(err(n1));
+    if verdict(n1).within_atol || verdict(n1).rel < 1e-9 {
+        return Some(verdict(n1));
     }
     for _ in 0..3 {
         let n2 = diff(h / 2.0);
         if rel_error(n1, n2) <= opts.kink_tol || (n1 - n2).abs() <= opts.atol {
-            return Some(err(n1));
+            return Some(verdict(n1));
         }
         h /= 10.0;
         n1 = diff(h);
@@ -246,13 +274,17 @@ fn pick(len: usize, max: usize, rng: &mut impl Rng) -> Vec<usize> {
     }
 }
 
-fn summarise(name: &str, shape: &[usize], errs: &[f64], kinks: usize) -> TensorReport {
+fn summarise(name: &str, shape: &[usize], v: &[Verdict], kinks: usize) -> TensorReport {
+    let max = |f: &dyn Fn(&Verdict) -> f64| v.iter().map(f).fold(0.0, f64::max);
     TensorReport {
         name: name.to_string(),
         shape: shape.to_vec(),
-        checked: errs.len(),
-        max_rel_error: errs.iter().copied().fold(0.0, f64::max),
-        mean_rel_error: if errs.is_empty() { 0.0 } else { errs.iter().sum::<f64>() / errs.len() as f64 },
+        checked: v.len(),
+        max_rel_error: max(&|e| e.rel),
+        mean_rel_error: if v.is_empty() { 0.0 } else { v.iter().map(|e| e.rel).sum::<f64>() / v.len() as f64 },
+        max_abs_error: max(&|e| e.abs),
+        within_atol: v.iter().filter(|e| e.within_atol).count(),
+        judged_error: max(&|e| if e.within_atol { 0.0 } else { e.rel }),
         kinks_skipped: kinks,
     }
 }
@@ -301,6 +333,17 @@ mod tests {
             d.data_mut().iter_mut().zip(x.data()).for_each(|(g, &v)| *g *= 1.9 * v);
             d
         }
+    }
+
+    #[test]
+    fn reports_the_true_relative_error_and_decides_with_the_tolerance() {
+        // A tanh layer: analytic and numerical gradients differ by rounding, so the true relative error is small
+        // but not zero; before, anything under the absolute tolerance was reported as exactly 0.
+        let rep = check_layer(&mut crate::layers::Tanh, &random_input(&[2, 6], 1), &Options::default());
+        assert!(rep.max_rel_error() > 0.0 && rep.max_rel_error() < 1e-6, "{rep}");
+        let t = &rep.tensors[0];
+        assert!(t.max_abs_error > 0.0 && t.judged_error <= t.max_rel_error, "{rep}");
+        assert!(rep.to_string().contains("judged error"));
     }
 
     #[test]

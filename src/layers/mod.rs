@@ -78,6 +78,26 @@ pub type ParamVisitor<'a, T> = dyn FnMut(&str, &mut Param<T>) + 'a;
 /// Visits `(qualified name, buffer)` pairs for state that is saved but not learned (batch-norm running stats).
 pub type BufferVisitor<'a, T> = dyn FnMut(&str, &mut Tensor<T>) + 'a;
 
+/// One leaf layer as a walk meets it (`Layer::walk`).
+pub struct Leaf<'a> {
+    pub name: &'a str,
+    /// `describe()`, e.g. `conv3x3(3->32, s1, p1)`.
+    pub layer: String,
+    pub input: &'a [usize],
+    pub output: &'a [usize],
+    pub params: usize,
+    pub bias_params: usize,
+    /// Multiply-adds of the forward pass for `input` (all images).
+    pub macs: u64,
+}
+
+/// What a walk over a network reports to.
+pub trait Walker {
+    fn leaf(&mut self, leaf: &Leaf<'_>);
+    /// Where a container joins paths: `residual add`, `filter concatenation`, ...
+    fn join(&mut self, _name: &str, _what: &str, _output: &[usize]) {}
+}
+
 /// Visits `(qualified name, boxed layer)` pairs inside containers.
 pub type ChildVisitor<'a, T> = dyn FnMut(&str, &mut Box<dyn Layer<T>>) + 'a;
 
@@ -108,18 +128,21 @@ pub trait Layer<T: Float>: Send {
     fn macs(&self, _input: &[usize]) -> u64 {
         0
     }
-    /// Appends this layer's summary rows (containers: their children's) for `input`, returning the output shape.
-    fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
-        let out = self.output_shape(input).unwrap_or_default();
-        let (mut all, mut bias) = (0, 0);
+    /// Walks the network in data-flow order for an input shape and returns the output shape: a leaf reports
+    /// itself, a container walks its children and reports its joins. Reports (summaries, FLOP counts) are
+    /// walkers; layers know nothing of them.
+    fn walk(&mut self, name: &str, input: &[usize], w: &mut dyn Walker) -> Vec<usize> {
+        let output = self.output_shape(input).unwrap_or_default();
+        let (mut params, mut bias_params) = (0, 0);
         self.visit_params("", &mut |_, p| {
-            all += p.value.len();
+            params += p.value.len();
             if p.kind == ParamKind::Bias {
-                bias += p.value.len();
+                bias_params += p.value.len();
             }
         });
-        rows.push(crate::summary::Row::new(name, self.describe(), &out, all, all - bias, self.macs(input)));
-        out
+        let layer = self.describe();
+        w.leaf(&Leaf { name, layer, input, output: &output, params, bias_params, macs: self.macs(input) });
+        output
     }
     /// Visits the layers inside a container, depth first, with qualified names, each as the box that holds it
     /// (so a visitor may wrap it, as the profiler does); leaves visit nothing.

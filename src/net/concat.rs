@@ -2,7 +2,7 @@
 //! concatenation). The gradient is split by channel and each branch's input gradient is summed.
 
 use super::Sequential;
-use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor, ChildVisitor};
+use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor, ChildVisitor, Walker};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 
@@ -102,12 +102,12 @@ impl<T: Float> Layer<T> for Concat<T> {
             b.freeze_noise(frozen);
         }
     }
-    fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
+    fn walk(&mut self, name: &str, input: &[usize], w: &mut dyn Walker) -> Vec<usize> {
         for (n, b) in &mut self.branches {
-            b.summarize(&join(name, n), input, rows);
+            b.walk(&join(name, n), input, w);
         }
         let out = self.output_shape(input).unwrap_or_default();
-        rows.push(crate::summary::Row::new(&join(name, "concat"), "filter concatenation".into(), &out, 0, 0, 0));
+        w.join(&join(name, "concat"), "filter concatenation", &out);
         out
     }
     fn visit_children(&mut self, prefix: &str, f: &mut ChildVisitor<'_, T>) {
@@ -140,6 +140,6 @@ mod tests {
         ]);
         assert_eq!(c.output_shape(&[2, 3, 5, 5]).unwrap(), vec![2, 9, 5, 5]);
         let rep = check_layer(&mut c, &random_input(&[2, 3, 5, 5], 4), &Options::default());
-        assert!(rep.max_rel_error() < 1e-6, "{rep}");
+        assert!(rep.judged_error() < 1e-6, "{rep}");
     }
 }

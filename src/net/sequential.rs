@@ -1,6 +1,6 @@
 //! A sequence of named layers. It keeps the intermediate activations of the last forward for backward.
 
-use crate::layers::{join, BufferVisitor, ChildVisitor, Layer, Mode, ParamVisitor};
+use crate::layers::{join, BufferVisitor, ChildVisitor, Layer, Mode, ParamVisitor, Walker};
 use crate::tensor::{Float, Tensor};
 use crate::Result;
 
@@ -123,10 +123,10 @@ impl<T: Float> Layer<T> for Sequential<T> {
             l.skip_input_grad(skip);
         }
     }
-    fn summarize(&mut self, name: &str, input: &[usize], rows: &mut Vec<crate::summary::Row>) -> Vec<usize> {
+    fn walk(&mut self, name: &str, input: &[usize], w: &mut dyn Walker) -> Vec<usize> {
         let mut s = input.to_vec();
         for (n, l) in &mut self.layers {
-            s = l.summarize(&join(name, n), &s, rows);
+            s = l.walk(&join(name, n), &s, w);
         }
         s
     }

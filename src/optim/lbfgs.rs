@@ -20,7 +20,7 @@ pub enum LineSearch {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Lbfgs {
     /// Curvature pairs kept (10).
     pub history: usize,

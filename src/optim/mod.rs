@@ -28,111 +28,107 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    Sgd,
-    #[default]
-    Momentum,
-    Nesterov,
-    Adagrad,
-    Rmsprop,
-    Adam,
-    Adamw,
+/// An update rule, one per file: how one parameter moves given its gradient and its state.
+pub trait UpdateRule<T: Float>: Send {
+    /// Names of the state tensors kept per parameter (`velocity`, `m`, `v`, ...), saved in checkpoints.
+    fn slots(&self) -> &'static [&'static str];
+    /// One step. `g` already holds the coupled weight decay (`wd * x`), unless the rule decouples it.
+    fn update(&self, x: &mut [T], g: &[T], state: &mut [Tensor<T>], h: &Step<T>);
+    /// Rules that apply weight decay themselves, outside the gradient (AdamW), say so.
+    fn decoupled_decay(&self) -> bool {
+        false
+    }
+}
+
+/// The recipe's `[optimizer]` table: `kind` and the rule's own hyperparameters, each with the lecture's (and
+/// PyTorch's) default. The rate (`lr`) and `weight_decay` stay top-level: the schedule and every rule share them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OptimizerConfig {
+    Sgd(Sgd),
+    Momentum(Momentum),
+    Nesterov(Nesterov),
+    Adagrad(AdaGrad),
+    Rmsprop(RmsProp),
+    Adam(Adam),
+    Adamw(AdamW),
     /// Full-batch only (see `lbfgs.rs`).
-    Lbfgs,
+    Lbfgs(lbfgs::Lbfgs),
 }
 
 pub const KINDS: &str = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, lbfgs";
 
-impl std::str::FromStr for OptimizerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| Error::Unknown {
-            kind: "optimizer",
-            name: s.into(),
-            known: KINDS.into(),
-        })
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Momentum(Momentum::default())
     }
 }
 
-/// An optimizer's hyperparameters; the defaults are the lecture's (and PyTorch's).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimConfig {
-    pub kind: OptimizerKind,
-    pub lr: f64,
-    /// rho of momentum and Nesterov (0.9).
-    pub momentum: f64,
-    /// PyTorch's `weight_decay`: adds `wd * W` to weights' gradients (an L2 penalty `wd/2 * sum W^2`);
-    /// for AdamW, the decoupled decay `W -= lr * wd * W`. Biases and batch-norm parameters are not decayed.
-    pub weight_decay: f64,
-    /// Adam's betas (0.9, 0.999).
-    pub beta1: f64,
-    pub beta2: f64,
-    /// RMSProp's decay rate (0.99).
-    pub decay_rate: f64,
-    /// Added to denominators; default 1e-8 (AdaGrad 1e-10).
-    pub eps: Option<f64>,
-}
+impl OptimizerConfig {
+    /// A rule by name with its default hyperparameters.
+    pub fn named(kind: &str) -> Result<Self> {
+        let table = toml::Table::from_iter([("kind".to_string(), toml::Value::String(kind.to_string()))]);
+        table.try_into().map_err(|_| Error::Unknown { kind: "optimizer", name: kind.into(), known: KINDS.into() })
+    }
 
-impl OptimConfig {
-    pub fn new(kind: OptimizerKind, lr: f64) -> Self {
-        OptimConfig {
-            kind,
-            lr,
-            momentum: 0.9,
-            weight_decay: 0.0,
-            beta1: 0.9,
-            beta2: 0.999,
-            decay_rate: 0.99,
-            eps: None,
+    /// The rule's name, as the recipe writes it (`momentum`, `adam`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OptimizerConfig::Sgd(_) => "sgd",
+            OptimizerConfig::Momentum(_) => "momentum",
+            OptimizerConfig::Nesterov(_) => "nesterov",
+            OptimizerConfig::Adagrad(_) => "adagrad",
+            OptimizerConfig::Rmsprop(_) => "rmsprop",
+            OptimizerConfig::Adam(_) => "adam",
+            OptimizerConfig::Adamw(_) => "adamw",
+            OptimizerConfig::Lbfgs(_) => "lbfgs",
         }
     }
 
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(m));
-        if !(self.lr >= 0.0 && self.lr.is_finite()) {
-            return bad(format!("Invalid learning rate: {}", self.lr));
-        }
-        for (name, b) in
-            [("momentum", self.momentum), ("beta1", self.beta1), ("beta2", self.beta2), ("decay_rate", self.decay_rate)]
-        {
-            if !(0.0..1.0).contains(&b) {
-                return bad(format!("Invalid {name}: {b} (must be in [0, 1))"));
-            }
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad(format!("Invalid weight decay: {}", self.weight_decay));
-        }
-        if self.eps.is_some_and(|e| !(e > 0.0)) {
-            return bad(format!("Invalid eps: {:?} (must be > 0)", self.eps));
-        }
-        Ok(())
-    }
-
-    fn rule(&self) -> Result<Rule> {
-        let eps = self.eps.unwrap_or(1e-8);
-        let adam = Adam { beta1: self.beta1, beta2: self.beta2, eps };
-        Ok(match self.kind {
-            OptimizerKind::Sgd => Rule::Sgd(Sgd),
-            OptimizerKind::Momentum => Rule::Momentum(Momentum { rho: self.momentum }),
-            OptimizerKind::Nesterov => Rule::Nesterov(Nesterov { rho: self.momentum }),
-            OptimizerKind::Adagrad => Rule::AdaGrad(AdaGrad { eps: self.eps.unwrap_or(1e-10) }),
-            OptimizerKind::Rmsprop => Rule::RmsProp(RmsProp { decay: self.decay_rate, eps }),
-            OptimizerKind::Adam => Rule::Adam(adam),
-            OptimizerKind::Adamw => Rule::AdamW(AdamW { adam }),
-            OptimizerKind::Lbfgs => {
+    /// The per-step rule: the registry, one line per optimizer. L-BFGS has none (it minimises per batch).
+    pub fn rule<T: Float>(&self) -> Result<Box<dyn UpdateRule<T>>> {
+        self.validate()?;
+        Ok(match self {
+            OptimizerConfig::Sgd(r) => Box::new(r.clone()),
+            OptimizerConfig::Momentum(r) => Box::new(r.clone()),
+            OptimizerConfig::Nesterov(r) => Box::new(r.clone()),
+            OptimizerConfig::Adagrad(r) => Box::new(r.clone()),
+            OptimizerConfig::Rmsprop(r) => Box::new(r.clone()),
+            OptimizerConfig::Adam(r) => Box::new(r.clone()),
+            OptimizerConfig::Adamw(r) => Box::new(r.clone()),
+            OptimizerConfig::Lbfgs(_) => {
                 return Err(Error::Config(
                     "L-BFGS is a full-batch method: it has no per-step update rule (see optim::lbfgs)".into(),
                 ))
             }
         })
     }
+
+    pub fn validate(&self) -> Result<()> {
+        let fraction = |name: &str, b: f64| match (0.0..1.0).contains(&b) {
+            true => Ok(()),
+            false => Err(Error::Config(format!("Invalid optimizer.{name}: {b} (must be in [0, 1))"))),
+        };
+        let positive = |name: &str, e: f64| match e > 0.0 && e.is_finite() {
+            true => Ok(()),
+            false => Err(Error::Config(format!("Invalid optimizer.{name}: {e} (must be > 0)"))),
+        };
+        match self {
+            OptimizerConfig::Momentum(Momentum { rho }) | OptimizerConfig::Nesterov(Nesterov { rho }) => {
+                fraction("rho", *rho)
+            }
+            OptimizerConfig::Adagrad(r) => positive("eps", r.eps),
+            OptimizerConfig::Rmsprop(r) => fraction("decay", r.decay).and(positive("eps", r.eps)),
+            OptimizerConfig::Adam(a) | OptimizerConfig::Adamw(AdamW { adam: a }) => {
+                fraction("beta1", a.beta1).and(fraction("beta2", a.beta2)).and(positive("eps", a.eps))
+            }
+            OptimizerConfig::Sgd(_) | OptimizerConfig::Lbfgs(_) => Ok(()),
+        }
+    }
 }
 
-/// What one step of a rule needs besides the parameter: the rate, the weight decay (already zero for biases and
-/// batch-norm parameters) and the step count (1 on the first step).
+/// What one step of a rule needs besides the parameter: the rate, the weight decay (zero for biases and
+/// batch-norm parameters; only decoupling rules read it) and the step count (1 on the first step).
 #[derive(Clone, Copy, Debug)]
 pub struct Step<T> {
     pub lr: T,
@@ -140,46 +136,15 @@ pub struct Step<T> {
     pub t: u64,
 }
 
-enum Rule {
-    Sgd(Sgd),
-    Momentum(Momentum),
-    Nesterov(Nesterov),
-    AdaGrad(AdaGrad),
-    RmsProp(RmsProp),
-    Adam(Adam),
-    AdamW(AdamW),
-}
-
-impl Rule {
-    fn slots(&self) -> &'static [&'static str] {
-        match self {
-            Rule::Sgd(_) => Sgd::SLOTS,
-            Rule::Momentum(_) => Momentum::SLOTS,
-            Rule::Nesterov(_) => Nesterov::SLOTS,
-            Rule::AdaGrad(_) => AdaGrad::SLOTS,
-            Rule::RmsProp(_) => RmsProp::SLOTS,
-            Rule::Adam(_) => Adam::SLOTS,
-            Rule::AdamW(_) => AdamW::SLOTS,
-        }
-    }
-
-    fn update<T: Float>(&self, x: &mut [T], dx: &[T], s: &mut [Tensor<T>], h: &Step<T>) {
-        match self {
-            Rule::Sgd(r) => r.update(x, dx, s, h),
-            Rule::Momentum(r) => r.update(x, dx, s, h),
-            Rule::Nesterov(r) => r.update(x, dx, s, h),
-            Rule::AdaGrad(r) => r.update(x, dx, s, h),
-            Rule::RmsProp(r) => r.update(x, dx, s, h),
-            Rule::Adam(r) => r.update(x, dx, s, h),
-            Rule::AdamW(r) => r.update(x, dx, s, h),
-        }
-    }
-}
-
 /// A first-order optimizer with its state.
 pub struct Optimizer<T: Float> {
-    pub cfg: OptimConfig,
-    rule: Rule,
+    pub cfg: OptimizerConfig,
+    pub lr: f64,
+    /// PyTorch's `weight_decay`: `wd * W` joins the weights' gradient (an L2 penalty `wd/2 * sum W^2`), once,
+    /// before any rule sees it; AdamW decays the weights directly instead. Biases and batch-norm parameters
+    /// are not decayed.
+    pub weight_decay: f64,
+    rule: Box<dyn UpdateRule<T>>,
     /// Steps taken.
     pub t: u64,
     /// Per parameter, the rule's state tensors in the order of its slots.
@@ -187,13 +152,19 @@ pub struct Optimizer<T: Float> {
 }
 
 impl<T: Float> Optimizer<T> {
-    pub fn new(cfg: OptimConfig) -> Result<Self> {
-        cfg.validate()?;
-        Ok(Optimizer { rule: cfg.rule()?, cfg, t: 0, state: BTreeMap::new() })
+    pub fn new(cfg: &OptimizerConfig, lr: f64, weight_decay: f64) -> Result<Self> {
+        if !(lr >= 0.0 && lr.is_finite()) {
+            return Err(Error::Config(format!("Invalid learning rate: {lr}")));
+        }
+        if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+            return Err(Error::Config(format!("Invalid weight decay: {weight_decay}")));
+        }
+        let rule = cfg.rule()?;
+        Ok(Optimizer { cfg: cfg.clone(), lr, weight_decay, rule, t: 0, state: BTreeMap::new() })
     }
 
     pub fn set_lr(&mut self, lr: f64) {
-        self.cfg.lr = lr;
+        self.lr = lr;
     }
 
     /// Updates every trainable parameter of the model from its gradient.
@@ -212,8 +183,12 @@ impl<T: Float> Optimizer<T> {
         if p.frozen {
             return;
         }
-        let wd = if p.kind == ParamKind::Weight { self.cfg.weight_decay } else { 0.0 };
-        let h = Step { lr: T::c(self.cfg.lr), wd: T::c(wd), t: self.t.max(1) };
+        let wd = if p.kind == ParamKind::Weight { T::c(self.weight_decay) } else { T::zero() };
+        if wd != T::zero() && !self.rule.decoupled_decay() {
+            // Coupled decay, once for every rule: the gradient becomes dx + wd*x (PyTorch's order).
+            p.grad.data_mut().iter_mut().zip(p.value.data()).for_each(|(g, &x)| *g += wd * x);
+        }
+        let h = Step { lr: T::c(self.lr), wd, t: self.t.max(1) };
         // Look up before inserting: the name is allocated once per parameter, not once per step.
         if !self.state.contains_key(name) {
             let n = self.rule.slots().len();
@@ -243,8 +218,8 @@ impl<T: Float> Optimizer<T> {
             let (slot, param) = k.split_once('.').unwrap_or((&k, ""));
             let Some(i) = slots.iter().position(|s| *s == slot) else {
                 return Err(Error::Config(format!(
-                    "optimizer state '{k}' does not belong to {:?} (slots {slots:?}): was the run started with another optimizer?",
-                    self.cfg.kind
+                    "optimizer state '{k}' does not belong to {} (slots {slots:?}): was the run started with another optimizer?",
+                    self.cfg.kind()
                 )));
             };
             per.entry(param.to_string()).or_insert_with(|| vec![None; slots.len()])[i] = Some(v);
@@ -269,7 +244,7 @@ pub(crate) fn reference() -> serde_json::Value {
 /// Runs the reference problem `name` (see reference/torch_optim.py) with our optimizer and compares every step's
 /// parameters with torch.optim's to 1e-6 relative.
 #[cfg(test)]
-pub(crate) fn check_against_torch(kind: OptimizerKind, name: &str) {
+pub(crate) fn check_against_torch(kind: &str, name: &str) {
     let r = reference();
     let (pr, case) = (&r["problem"], &r["optimizers"][name]);
     let v = |j: &serde_json::Value| -> Vec<f64> { serde_json::from_value(j.clone()).unwrap() };
@@ -277,13 +252,20 @@ pub(crate) fn check_against_torch(kind: OptimizerKind, name: &str) {
     let noise: Vec<Vec<f64>> = serde_json::from_value(pr["noise"].clone()).unwrap();
     let c = &case["config"];
     let f = |k: &str, d: f64| c.get(k).and_then(|x| x.as_f64()).unwrap_or(d);
-    let mut cfg = OptimConfig::new(kind, f("lr", 0.0));
-    cfg.momentum = f("momentum", 0.9);
-    cfg.weight_decay = f("weight_decay", 0.0);
-    cfg.beta1 = f("beta1", 0.9);
-    cfg.beta2 = f("beta2", 0.999);
-    cfg.decay_rate = f("decay_rate", 0.99);
-    let mut opt = Optimizer::<f64>::new(cfg).unwrap();
+    // The reference's torch names, as this rule's `[optimizer]` keys.
+    let mut table = toml::Table::new();
+    table.insert("kind".into(), kind.into());
+    let keys: &[(&str, &str, f64)] = match kind {
+        "momentum" | "nesterov" => &[("rho", "momentum", 0.9)],
+        "rmsprop" => &[("decay", "decay_rate", 0.99)],
+        "adam" | "adamw" => &[("beta1", "beta1", 0.9), ("beta2", "beta2", 0.999)],
+        _ => &[],
+    };
+    for (ours, theirs, d) in keys {
+        table.insert(ours.to_string(), f(theirs, *d).into());
+    }
+    let cfg: OptimizerConfig = table.try_into().unwrap();
+    let mut opt = Optimizer::<f64>::new(&cfg, f("lr", 0.0), f("weight_decay", 0.0)).unwrap();
     let x0 = v(&pr["x0"]);
     let mut p = Param::new(Tensor::from_vec(&[2, 3], x0), ParamKind::Weight);
     let traj: Vec<Vec<f64>> = serde_json::from_value(case["trajectory"].clone()).unwrap();
@@ -305,29 +287,32 @@ mod tests {
 
     #[test]
     fn state_round_trips_and_names_slots() {
-        let mut opt = Optimizer::<f64>::new(OptimConfig::new(OptimizerKind::Adam, 0.1)).unwrap();
+        let adam = OptimizerConfig::named("adam").unwrap();
+        let mut opt = Optimizer::<f64>::new(&adam, 0.1, 0.0).unwrap();
         let mut p = Param::new(Tensor::from_vec(&[2], vec![1.0, 2.0]), ParamKind::Weight);
         p.grad = Tensor::from_vec(&[2], vec![0.5, -0.5]);
         opt.begin_step();
         opt.update("conv.weight", &mut p);
         let st = opt.state();
         assert_eq!(st.keys().collect::<Vec<_>>(), ["m.conv.weight", "v.conv.weight"]);
-        let mut other = Optimizer::<f64>::new(OptimConfig::new(OptimizerKind::Adam, 0.1)).unwrap();
+        let mut other = Optimizer::<f64>::new(&adam, 0.1, 0.0).unwrap();
         other.load_state(st.clone(), 1).unwrap();
         assert_eq!(other.state().len(), 2);
-        let mut mom = Optimizer::<f64>::new(OptimConfig::new(OptimizerKind::Momentum, 0.1)).unwrap();
+        let mut mom = Optimizer::<f64>::new(&OptimizerConfig::named("momentum").unwrap(), 0.1, 0.0).unwrap();
         let e = mom.load_state(st, 1).unwrap_err().to_string();
         assert!(e.contains("another optimizer"), "{e}");
-        assert!("adamw".parse::<OptimizerKind>().is_ok() && "adamx".parse::<OptimizerKind>().is_err());
-        assert!(Optimizer::<f32>::new(OptimConfig { momentum: 1.0, ..OptimConfig::new(OptimizerKind::Nesterov, 0.1) })
-            .is_err());
+        assert!(OptimizerConfig::named("adamw").is_ok() && OptimizerConfig::named("adamx").is_err());
+        let bad = OptimizerConfig::Nesterov(Nesterov { rho: 1.0 });
+        assert!(Optimizer::<f32>::new(&bad, 0.1, 0.0).is_err());
+        let table: OptimizerConfig = toml::from_str("kind = 'rmsprop'\ndecay = 0.9").unwrap();
+        assert_eq!(table, OptimizerConfig::Rmsprop(RmsProp { decay: 0.9, eps: 1e-8 }));
+        assert!(toml::from_str::<OptimizerConfig>("kind = 'adam'\nrho = 0.9").is_err(), "rho is not Adam's");
     }
 
     #[test]
     fn frozen_parameters_and_biases() {
         // Frozen: untouched. Biases: no weight decay.
-        let cfg = OptimConfig { weight_decay: 0.5, ..OptimConfig::new(OptimizerKind::Sgd, 0.1) };
-        let mut opt = Optimizer::<f64>::new(cfg).unwrap();
+        let mut opt = Optimizer::<f64>::new(&OptimizerConfig::named("sgd").unwrap(), 0.1, 0.5).unwrap();
         let mut w = Param::new(Tensor::from_vec(&[1], vec![1.0]), ParamKind::Weight);
         let mut b = Param::new(Tensor::from_vec(&[1], vec![1.0]), ParamKind::Bias);
         let mut fz = Param::new(Tensor::from_vec(&[1], vec![1.0]), ParamKind::Weight);

@@ -3,22 +3,34 @@
 //! `old_v = v; v = rho*v - lr*dx; x += -rho*old_v + (1 + rho)*v`.
 //! With a constant rate this is exactly PyTorch's `SGD(momentum=rho, nesterov=True)`, whose buffer is `-v/lr`.
 
-use super::Step;
+use super::{Step, UpdateRule};
 use crate::tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Nesterov {
     /// Default 0.9.
+    #[serde(default = "super::momentum::rho")]
     pub rho: f64,
 }
 
-impl Nesterov {
-    pub const SLOTS: &'static [&'static str] = &["velocity"];
+impl Default for Nesterov {
+    fn default() -> Self {
+        Nesterov { rho: super::momentum::rho() }
+    }
+}
 
-    pub fn update<T: Float>(&self, x: &mut [T], dx: &[T], s: &mut [Tensor<T>], h: &Step<T>) {
+impl<T: Float> UpdateRule<T> for Nesterov {
+    fn slots(&self) -> &'static [&'static str] {
+        &["velocity"]
+    }
+
+    fn update(&self, x: &mut [T], g: &[T], s: &mut [Tensor<T>], h: &Step<T>) {
         let rho = T::c(self.rho);
-        for ((x, &dx), v) in x.iter_mut().zip(dx).zip(s[0].data_mut()) {
+        for ((x, &g), v) in x.iter_mut().zip(g).zip(s[0].data_mut()) {
             let old_v = *v;
-            *v = rho * *v - h.lr * (dx + h.wd * *x);
+            *v = rho * *v - h.lr * g;
             *x += -rho * old_v + (T::one() + rho) * *v;
         }
     }
@@ -26,12 +38,11 @@ impl Nesterov {
 
 #[cfg(test)]
 mod tests {
-    use crate::optim::OptimizerKind;
-
+    
     #[test]
     fn matches_torch_optim() {
-        super::super::check_against_torch(OptimizerKind::Nesterov, "nesterov");
-        super::super::check_against_torch(OptimizerKind::Nesterov, "nesterov_wd");
+        super::super::check_against_torch("nesterov", "nesterov");
+        super::super::check_against_torch("nesterov", "nesterov_wd");
     }
 
     #[test]
@@ -39,7 +50,7 @@ mod tests {
         // Form 1 takes the gradient at the look-ahead point: v = rho*v - lr*grad(x + rho*v); x += v.
         // Form 2 (this file) stores x~ = x + rho*v and needs only grad(x~). Same iterates, up to rounding.
         use crate::layers::{Param, ParamKind};
-        use crate::optim::{OptimConfig, Optimizer};
+        use crate::optim::{Optimizer, OptimizerConfig};
         use crate::tensor::Tensor;
         let (rho, lr) = (0.9, 0.02);
         let a = [1.0, 10.0, 0.1, 3.0, 0.5, 30.0];
@@ -48,8 +59,7 @@ mod tests {
         };
         let (mut x, mut v) = (vec![0.5, -1.2, 2.0, 0.05, -0.3, 1.0], vec![0.0; 6]);
         let mut opt =
-            Optimizer::<f64>::new(OptimConfig { momentum: rho, ..OptimConfig::new(OptimizerKind::Nesterov, lr) })
-                .unwrap();
+            Optimizer::<f64>::new(&OptimizerConfig::Nesterov(super::Nesterov { rho }), lr, 0.0).unwrap();
         let mut p = Param::new(Tensor::from_vec(&[6], x.clone()), ParamKind::Weight);
         for t in 0..30 {
             let ahead: Vec<f64> = x.iter().zip(&v).map(|(x, v)| x + rho * v).collect();

@@ -1,27 +1,32 @@
 //! Vanilla SGD, the lecture's first update: `x -= lr * dx`.
 
-use super::Step;
+use super::{Step, UpdateRule};
 use crate::tensor::{Float, Tensor};
+use serde::{Deserialize, Serialize};
 
-pub struct Sgd;
+/// No hyperparameters of its own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sgd {}
 
-impl Sgd {
-    pub const SLOTS: &'static [&'static str] = &[];
+impl<T: Float> UpdateRule<T> for Sgd {
+    fn slots(&self) -> &'static [&'static str] {
+        &[]
+    }
 
-    pub fn update<T: Float>(&self, x: &mut [T], dx: &[T], _s: &mut [Tensor<T>], h: &Step<T>) {
-        for (x, &dx) in x.iter_mut().zip(dx) {
-            *x -= h.lr * (dx + h.wd * *x);
+    fn update(&self, x: &mut [T], g: &[T], _s: &mut [Tensor<T>], h: &Step<T>) {
+        for (x, &g) in x.iter_mut().zip(g) {
+            *x -= h.lr * g;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::optim::OptimizerKind;
-
+    
     #[test]
     fn matches_torch_optim() {
-        super::super::check_against_torch(OptimizerKind::Sgd, "sgd");
-        super::super::check_against_torch(OptimizerKind::Sgd, "sgd_wd");
+        super::super::check_against_torch("sgd", "sgd");
+        super::super::check_against_torch("sgd", "sgd_wd");
     }
 }

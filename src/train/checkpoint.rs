@@ -27,7 +27,8 @@ pub struct Meta {
     pub step: u64,
     pub val_accuracy: f64,
     pub best_val_accuracy: f64,
-    pub optimizer: crate::optim::OptimizerKind,
+    /// The update rule's name (`momentum`, `adam`, ...).
+    pub optimizer: String,
     /// Optimizer steps taken (Adam's bias-correction `t`).
     pub optimizer_t: u64,
     /// The plateau schedule's memory (absent for other schedules and older checkpoints).

@@ -3,7 +3,7 @@
 
 use crate::data::augment::Augment;
 use crate::data::preprocess::PreprocessKind;
-use crate::optim::{OptimConfig, OptimizerKind};
+use crate::optim::OptimizerConfig;
 use crate::regularize::Penalty;
 use crate::schedule::{Schedule, Scheduler};
 use crate::{Error, Result};
@@ -21,25 +21,13 @@ pub struct TrainConfig {
     pub epochs: usize,
     #[serde(default = "d_batch")]
     pub batch_size: usize,
+    /// The update rule and its own hyperparameters: an `[optimizer]` table with `kind = "momentum" | "adam" | ...`
+    /// (`optimizer = "adam"` for the defaults).
     #[serde(default)]
-    pub optimizer: OptimizerKind,
+    pub optimizer: OptimizerConfig,
     /// The base learning rate (the schedule's starting or peak rate).
     #[serde(default = "d_lr")]
     pub lr: f64,
-    /// rho of momentum and Nesterov.
-    #[serde(default = "d_momentum")]
-    pub momentum: f64,
-    /// Adam / AdamW betas.
-    #[serde(default = "d_momentum")]
-    pub beta1: f64,
-    #[serde(default = "d_beta2")]
-    pub beta2: f64,
-    /// RMSProp's decay rate.
-    #[serde(default = "d_decay_rate")]
-    pub decay_rate: f64,
-    /// Denominator guard of AdaGrad / RMSProp / Adam (default 1e-10 for AdaGrad, else 1e-8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eps: Option<f64>,
     /// PyTorch-style weight decay on weights (not biases or batch-norm parameters): `wd*W` joins the gradient;
     /// decoupled for AdamW.
     #[serde(default)]
@@ -65,9 +53,6 @@ pub struct TrainConfig {
     /// Warm-up starts at this fraction of `lr`.
     #[serde(default = "d_warmup_start")]
     pub warmup_start: f64,
-    /// L-BFGS settings (history, max_iter per epoch, line_search), with `optimizer = "lbfgs"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lbfgs: Option<crate::optim::lbfgs::Lbfgs>,
     /// Polyak averaging: keep `x_avg = d*x_avg + (1-d)*x` after every step, evaluate it each epoch and save it as
     /// checkpoint `ema`. The lecture's decay is 0.995.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,15 +87,6 @@ fn d_batch() -> usize {
 fn d_lr() -> f64 {
     0.01
 }
-fn d_momentum() -> f64 {
-    0.9
-}
-fn d_beta2() -> f64 {
-    0.999
-}
-fn d_decay_rate() -> f64 {
-    0.99
-}
 fn d_warmup_start() -> f64 {
     0.1
 }
@@ -118,7 +94,15 @@ fn d_warmup_start() -> f64 {
 impl TrainConfig {
     pub fn from_file(path: &Path) -> Result<TrainConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-        toml::from_str(&text).map_err(|e| Error::file(path, format!("invalid recipe: {}", with_suggestion(&e.to_string()))))
+        Self::from_toml(&text).map_err(|e| Error::file(path, format!("invalid recipe: {e}")))
+    }
+
+    /// Parses a recipe; the older flat optimizer keys (`optimizer = "adam"`, `beta1 = ...`, `[lbfgs]`) are read
+    /// into the `[optimizer]` table, so earlier recipes and run folders still load.
+    pub fn from_toml(text: &str) -> Result<TrainConfig> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::Config(e.to_string().trim().to_string()))?;
+        migrate_optimizer(&mut table);
+        table.try_into().map_err(|e: toml::de::Error| Error::Config(with_suggestion(&e.to_string())))
     }
 
     /// The recipe with `key = value` overrides applied, in order. Keys are the recipe's (dotted for tables:
@@ -134,6 +118,8 @@ impl TrainConfig {
                 t = entry.as_table_mut().ok_or_else(|| Error::Config(format!("'{p}' in '{key}' is not a table")))?;
             }
             t.insert(last.to_string(), value.clone());
+            // `optimizer=adam` then `optimizer.beta2=0.99`: the name must be a table before its keys are set.
+            migrate_optimizer(&mut table);
         }
         table.try_into().map_err(|e: toml::de::Error| Error::Config(with_suggestion(&e.to_string())))
     }
@@ -149,7 +135,7 @@ impl TrainConfig {
         match (model, data) {
             (Some(m), Some(d)) => {
                 let text = format!("model = {m:?}\ndata = {d:?}\n");
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{e}")))
+                Self::from_toml(&text)
             }
             _ => Err(Error::Config(
                 "give a recipe (--config recipes/lenet5-mnist.toml) or both --model and --data".into(),
@@ -173,8 +159,9 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("Invalid learning rate: {}", self.lr));
         }
-        if self.optimizer != OptimizerKind::Lbfgs {
-            self.optim().validate()?;
+        self.optimizer.validate()?;
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(format!("Invalid weight_decay: {} (must be >= 0)", self.weight_decay));
         }
         for (name, v) in [("l1", self.l1), ("l2", self.l2)] {
             if !(v >= 0.0 && v.is_finite()) {
@@ -197,19 +184,6 @@ impl TrainConfig {
         Ok(())
     }
 
-    pub fn optim(&self) -> OptimConfig {
-        OptimConfig {
-            kind: self.optimizer,
-            lr: self.lr,
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            decay_rate: self.decay_rate,
-            eps: self.eps,
-        }
-    }
-
     pub fn scheduler(&self) -> Scheduler {
         Scheduler::new(self.lr, self.schedule.clone(), self.warmup_epochs, self.warmup_start)
     }
@@ -222,6 +196,41 @@ impl TrainConfig {
         let kind = self.data.split(':').next().unwrap_or("data");
         PathBuf::from("runs").join(format!("{}-{}", self.model, kind))
     }
+}
+
+/// Rewrites the flat optimizer keys of earlier recipes into the `[optimizer]` table: `optimizer = "NAME"`
+/// becomes `kind = "NAME"`, and `momentum`, `beta1`, `beta2`, `decay_rate`, `eps` and `[lbfgs]` move in when
+/// the rule has them (and are dropped when it does not, as the old loader ignored them). With no optimizer
+/// named, the old default, momentum, is meant.
+fn migrate_optimizer(t: &mut toml::Table) {
+    let legacy = ["momentum", "beta1", "beta2", "decay_rate", "eps", "lbfgs"];
+    let mut o = match t.get("optimizer") {
+        Some(toml::Value::String(k)) => toml::Table::from_iter([("kind".to_string(), toml::Value::String(k.clone()))]),
+        Some(toml::Value::Table(o)) if legacy.iter().any(|k| t.contains_key(*k)) => o.clone(),
+        None if legacy.iter().any(|k| t.contains_key(*k)) => toml::Table::from_iter([("kind".into(), "momentum".into())]),
+        _ => return,
+    };
+    let kind = o.get("kind").and_then(|k| k.as_str()).unwrap_or("momentum").to_string();
+    let mut take = |from: &str, to: &str| {
+        if let Some(v) = t.remove(from) {
+            o.insert(to.to_string(), v);
+        }
+    };
+    match kind.as_str() {
+        "momentum" | "nesterov" => take("momentum", "rho"),
+        "rmsprop" => {
+            take("decay_rate", "decay");
+            take("eps", "eps");
+        }
+        "adam" | "adamw" => ["beta1", "beta2", "eps"].iter().for_each(|k| take(k, k)),
+        "adagrad" => take("eps", "eps"),
+        _ => {}
+    }
+    if let (Some(toml::Value::Table(lb)), "lbfgs") = (t.remove("lbfgs"), kind.as_str()) {
+        o.extend(lb);
+    }
+    legacy.iter().for_each(|k| drop(t.remove(*k)));
+    t.insert("optimizer".into(), toml::Value::Table(o));
 }
 
 /// `key=value` from the command line: the value as a TOML literal (`0.1`, `[3, 5]`, `true`), else as a string.
@@ -257,12 +266,12 @@ mod tests {
 
     #[test]
     fn recipe_round_trips_and_steps() {
-        let c: TrainConfig = toml::from_str(
+        let c = TrainConfig::from_toml(
             "model = 'lenet5'\ndata = 'mnist:x'\nlr = 0.1\nema_decay = 0.995\n[schedule]\nkind = 'step'\nmilestones = [3, 5]\n",
         )
         .unwrap();
         assert_eq!(c.epochs, 10);
-        assert_eq!(toml::from_str::<TrainConfig>(&c.to_toml()).unwrap(), c);
+        assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
         let lr = |e: u64| c.scheduler().lr(&crate::schedule::Clock { step: e, steps_per_epoch: 1, epochs: 10 });
         assert!((lr(2) - 0.1).abs() < 1e-12 && (lr(3) - 0.01).abs() < 1e-12 && (lr(5) - 0.001).abs() < 1e-12);
         assert!(c.validate().is_ok());
@@ -285,7 +294,7 @@ mod tests {
                 .map(|s| parse_set(s).unwrap())
                 .collect();
         let o = c.with_overrides(&sets).unwrap();
-        assert_eq!((o.lr, o.epochs, o.optimizer), (0.25, 3, crate::optim::OptimizerKind::Adam));
+        assert_eq!((o.lr, o.epochs, o.optimizer.kind()), (0.25, 3, "adam"));
         assert!(matches!(o.schedule, crate::schedule::Schedule::Step { .. }));
         let e = c.with_overrides(&[parse_set("learning_rat=0.1").unwrap()]).unwrap_err().to_string();
         assert!(e.contains("did you mean 'warmup_start'") || e.contains("did you mean 'lr'") || e.contains("'learning_rat'"), "{e}");
@@ -293,5 +302,28 @@ mod tests {
         assert!(e.contains("did you mean 'epochs'"), "{e}");
         assert!(TrainConfig::keys().contains(&"early_stopping".to_string()));
         assert!(parse_set("lr").is_err());
+        // A rule's own key, through its table; another rule's key is refused.
+        let o = c.with_overrides(&[parse_set("optimizer=nesterov").unwrap(), parse_set("optimizer.rho=0.95").unwrap()]);
+        assert_eq!(o.unwrap().optimizer, OptimizerConfig::Nesterov(crate::optim::Nesterov { rho: 0.95 }));
+        let e = c.with_overrides(&[parse_set("optimizer=adam").unwrap(), parse_set("optimizer.rho=0.9").unwrap()]);
+        assert!(e.unwrap_err().to_string().contains("rho"));
+        // The old flag, `--momentum`, still reaches the rule.
+        let o = c.with_overrides(&[parse_set("momentum=0.5").unwrap()]).unwrap();
+        assert_eq!(o.optimizer, OptimizerConfig::Momentum(crate::optim::Momentum { rho: 0.5 }));
+    }
+
+    #[test]
+    fn earlier_flat_optimizer_keys_still_load() {
+        let old = "model = 'lenet5'\ndata = 'mnist:x'\noptimizer = 'nesterov'\nmomentum = 0.8\nbeta1 = 0.9\nbeta2 = 0.999\ndecay_rate = 0.99\n";
+        let c = TrainConfig::from_toml(old).unwrap();
+        assert_eq!(c.optimizer, OptimizerConfig::Nesterov(crate::optim::Nesterov { rho: 0.8 }));
+        let old = "model = 'x'\ndata = 'mnist:x'\noptimizer = 'lbfgs'\n[lbfgs]\nhistory = 5\nmax_iter = 20\ntol_grad = 1e-7\ntol_change = 1e-9\nline_search = 'backtracking'\n";
+        match TrainConfig::from_toml(old).unwrap().optimizer {
+            OptimizerConfig::Lbfgs(l) => assert_eq!((l.history, l.max_iter), (5, 20)),
+            o => panic!("{o:?}"),
+        }
+        let plain = TrainConfig::from_toml("model = 'x'\ndata = 'mnist:x'\nmomentum = 0.5\nbeta1 = 0.8\n").unwrap();
+        let rho = OptimizerConfig::Momentum(crate::optim::Momentum { rho: 0.5 });
+        assert_eq!(plain.optimizer, rho, "no optimizer named: the old default, momentum");
     }
 }

@@ -12,7 +12,8 @@ use crate::data::loader::LoaderConfig;
 use crate::data::preprocess::Preprocess;
 use crate::data::{split, DataSpec, Split};
 use crate::models::{self, ModelInfo};
-use crate::optim::{Optimizer, OptimizerKind};
+use crate::optim::lbfgs::Lbfgs;
+use crate::optim::{Optimizer, OptimizerConfig};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,9 +71,9 @@ impl Run {
     pub fn trainer(&self) -> Result<Trainer> {
         let cfg = &self.cfg;
         let model = models::build::<f32>(&cfg.model, Some(self.classes.len()), cfg.seed)?.for_training();
-        let method = match cfg.optimizer {
-            OptimizerKind::Lbfgs => Method::Lbfgs(self.lbfgs()?),
-            _ => Method::FirstOrder(Optimizer::new(cfg.optim())?),
+        let method = match &cfg.optimizer {
+            OptimizerConfig::Lbfgs(lb) => Method::Lbfgs(self.lbfgs(lb)?),
+            o => Method::FirstOrder(Optimizer::new(o, cfg.lr, cfg.weight_decay)?),
         };
         let mut t = Trainer::new(model, method, cfg.scheduler(), cfg.epochs);
         t.penalty = cfg.penalty();
@@ -84,7 +85,7 @@ impl Run {
     }
 
     /// L-BFGS settings, refused unless the loss is the same function at every evaluation.
-    fn lbfgs(&self) -> Result<crate::optim::lbfgs::Lbfgs> {
+    fn lbfgs(&self, lb: &Lbfgs) -> Result<Lbfgs> {
         let n = self.data.train.len();
         // Curvature pairs from different mini-batches or augmentations describe different functions.
         if self.cfg.batch_size < n || !self.cfg.augment.is_identity() {
@@ -94,7 +95,7 @@ impl Run {
                  off, or pick a mini-batch optimizer (momentum, nesterov, adam, ...)"
             )));
         }
-        Ok(self.cfg.lbfgs.clone().unwrap_or_default())
+        Ok(lb.clone())
     }
 
     /// Weights, optimizer state, schedule memory, step and best figures from `last`.
@@ -154,7 +155,7 @@ impl Run {
             input: self.info.input,
             data: self.cfg.data.clone(),
             seed: self.cfg.seed,
-            optimizer: self.cfg.optimizer,
+            optimizer: self.cfg.optimizer.kind().to_string(),
             prep: self.data.prep.clone(),
         }
     }

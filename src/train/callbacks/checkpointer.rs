@@ -19,7 +19,8 @@ pub struct RunMeta {
     pub input: [usize; 3],
     pub data: String,
     pub seed: u64,
-    pub optimizer: crate::optim::OptimizerKind,
+    /// The update rule's name (`momentum`, `adam`, ...).
+    pub optimizer: String,
     pub prep: Arc<Preprocess>,
 }
 
@@ -35,7 +36,7 @@ impl RunMeta {
             step: log.step,
             val_accuracy: log.val.accuracy,
             best_val_accuracy: t.best.0,
-            optimizer: self.optimizer,
+            optimizer: self.optimizer.clone(),
             optimizer_t: t.optimizer().map_or(0, |o| o.t),
             plateau: matches!(t.sched.schedule, Schedule::Plateau { .. }).then(|| t.sched.plateau.clone()),
             data: self.data.clone(),
