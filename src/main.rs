@@ -112,89 +112,7 @@ enum Cmd {
     /// test accuracy of `best` at the end. Flags override the recipe file.
     ///
     /// Example: convkit train --config recipes/lenet5-mnist.toml
-    Train {
-        /// A recipe (TOML); see recipes/.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Continue the run in this folder from its `last` checkpoint (its config.toml is the recipe).
-        #[arg(long, conflicts_with = "config")]
-        resume: Option<PathBuf>,
-        /// A registered model: lenet5, small, resnet8/20/32/56, ... (see `convkit models`).
-        #[arg(long, help_heading = "Model and data")]
-        model: Option<String>,
-        /// KIND:PATH with KIND mnist, fashion-mnist, cifar10-bin or folder (a directory or .tar/.tar.gz of
-        /// ROOT/<split>/<class>/<image>).
-        #[arg(long, help_heading = "Model and data")]
-        data: Option<String>,
-        /// Validation images carved from the training split (default 10%, 5000 for CIFAR-10).
-        #[arg(long, help_heading = "Model and data")]
-        val: Option<usize>,
-        /// channel-norm (default), mean-image, zca, pca or none; fitted on the training split only.
-        #[arg(long, help_heading = "Model and data")]
-        preprocess: Option<String>,
-        /// Train on a seeded random subset of this many training images (quick experiments).
-        #[arg(long, help_heading = "Model and data")]
-        limit: Option<usize>,
-        /// Total epochs (with --resume: continue up to this many).
-        #[arg(long, help_heading = "Schedule")]
-        epochs: Option<usize>,
-        /// Images per step (default 128).
-        #[arg(long, help_heading = "Schedule")]
-        batch_size: Option<usize>,
-        /// sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, or lbfgs (full batch only).
-        #[arg(long, help_heading = "Optimizer")]
-        optimizer: Option<String>,
-        /// Base learning rate: the schedule's starting (or, for one-cycle, peak) rate.
-        #[arg(long, help_heading = "Optimizer")]
-        lr: Option<f64>,
-        /// rho of momentum and Nesterov (default 0.9); other rules' settings: --set optimizer.beta2=0.99 ...
-        #[arg(long, help_heading = "Optimizer")]
-        momentum: Option<f64>,
-        /// KIND[:key=value,...]: constant, step:every=N|milestones=[a,b],gamma=G, exponential:k=K,
-        /// inverse-time:k=K, cosine[:min_lr=X], sgdr:period=P,mult=M, one-cycle[:pct_start=F],
-        /// plateau[:factor=F,patience=N].
-        #[arg(long, help_heading = "Schedule")]
-        schedule: Option<String>,
-        /// Linear warm-up epochs before the schedule (from warmup_start * lr, default 0.1).
-        #[arg(long, help_heading = "Schedule")]
-        warmup_epochs: Option<f64>,
-        /// PyTorch-style weight decay on weights (decoupled for adamw); biases and batch norm are not decayed.
-        #[arg(long, help_heading = "Regularization")]
-        weight_decay: Option<f64>,
-        /// L2 term lambda * sum W^2 added to the loss (weights only).
-        #[arg(long, help_heading = "Regularization")]
-        l2: Option<f64>,
-        /// L1 term lambda * sum |W| (with --l2 too: elastic net).
-        #[arg(long, help_heading = "Regularization")]
-        l1: Option<f64>,
-        /// Clip gradients to this global L2 norm.
-        #[arg(long, help_heading = "Regularization")]
-        clip_norm: Option<f64>,
-        /// Clamp every gradient element to [-X, X].
-        #[arg(long, help_heading = "Regularization")]
-        clip_value: Option<f64>,
-        /// Polyak averaging of the weights with this decay (the lecture's 0.995), evaluated every epoch and
-        /// saved as checkpoints/ema.
-        #[arg(long, help_heading = "Regularization")]
-        ema_decay: Option<f64>,
-        /// Stop when validation accuracy has not improved for this many epochs (restoring the best weights);
-        /// `--set early_stopping.monitor=val_loss` and `early_stopping.min_delta=X` refine it.
-        #[arg(long, help_heading = "Regularization")]
-        early_stopping: Option<usize>,
-        /// Seeds initialisation, the validation split, shuffling and augmentation.
-        #[arg(long, help_heading = "Run")]
-        seed: Option<u64>,
-        /// Run folder (default runs/<model>-<data kind>, numbered if taken).
-        #[arg(long, help_heading = "Run")]
-        out: Option<PathBuf>,
-        /// Print one JSON object with the final figures as the last line.
-        #[arg(long, help_heading = "Run")]
-        json: bool,
-        /// Any recipe key, KEY=VALUE (repeatable; after the flags above): e.g. --set beta2=0.99,
-        /// --set schedule.gamma=0.5, --set augment.flip=true. Values are TOML literals or plain strings.
-        #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Run")]
-        sets: Vec<String>,
-    },
+    Train(Box<TrainArgs>),
     /// Race the optimizers (SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam, L-BFGS) over the lecture's 2-D test
     /// surfaces: an ill-conditioned "taco shell", a saddle point, a local minimum, and noisy gradients. Draws their
     /// paths over the loss contours and prints how many steps each needs to reach the tolerance.
@@ -259,7 +177,100 @@ enum Cmd {
     },
 }
 
+/// `convkit train`'s flags: each one is a recipe key (see `train_config`).
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// A recipe (TOML); see recipes/.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in this folder from its `last` checkpoint (its config.toml is the recipe).
+    #[arg(long, conflicts_with = "config")]
+    resume: Option<PathBuf>,
+    /// A registered model: lenet5, small, resnet8/20/32/56, ... (see `convkit models`).
+    #[arg(long, help_heading = "Model and data")]
+    model: Option<String>,
+    /// KIND:PATH with KIND mnist, fashion-mnist, cifar10-bin or folder (a directory or .tar/.tar.gz of
+    /// ROOT/<split>/<class>/<image>).
+    #[arg(long, help_heading = "Model and data")]
+    data: Option<String>,
+    /// Validation images carved from the training split (default 10%, 5000 for CIFAR-10).
+    #[arg(long, help_heading = "Model and data")]
+    val: Option<usize>,
+    /// channel-norm (default), mean-image, zca, pca or none; fitted on the training split only.
+    #[arg(long, help_heading = "Model and data")]
+    preprocess: Option<String>,
+    /// Train on a seeded random subset of this many training images (quick experiments).
+    #[arg(long, help_heading = "Model and data")]
+    limit: Option<usize>,
+    /// Total epochs (with --resume: continue up to this many).
+    #[arg(long, help_heading = "Schedule")]
+    epochs: Option<usize>,
+    /// Images per step (default 128).
+    #[arg(long, help_heading = "Schedule")]
+    batch_size: Option<usize>,
+    /// sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, or lbfgs (full batch only).
+    #[arg(long, help_heading = "Optimizer")]
+    optimizer: Option<String>,
+    /// Base learning rate: the schedule's starting (or, for one-cycle, peak) rate.
+    #[arg(long, help_heading = "Optimizer")]
+    lr: Option<f64>,
+    /// rho of momentum and Nesterov (default 0.9); other rules' settings: --set optimizer.beta2=0.99 ...
+    #[arg(long, help_heading = "Optimizer")]
+    momentum: Option<f64>,
+    /// KIND[:key=value,...]: constant, step:every=N|milestones=[a,b],gamma=G, exponential:k=K,
+    /// inverse-time:k=K, cosine[:min_lr=X], sgdr:period=P,mult=M, one-cycle[:pct_start=F],
+    /// plateau[:factor=F,patience=N].
+    #[arg(long, help_heading = "Schedule")]
+    schedule: Option<String>,
+    /// Linear warm-up epochs before the schedule (from warmup_start * lr, default 0.1).
+    #[arg(long, help_heading = "Schedule")]
+    warmup_epochs: Option<f64>,
+    /// PyTorch-style weight decay on weights (decoupled for adamw); biases and batch norm are not decayed.
+    #[arg(long, help_heading = "Regularization")]
+    weight_decay: Option<f64>,
+    /// L2 term lambda * sum W^2 added to the loss (weights only).
+    #[arg(long, help_heading = "Regularization")]
+    l2: Option<f64>,
+    /// L1 term lambda * sum |W| (with --l2 too: elastic net).
+    #[arg(long, help_heading = "Regularization")]
+    l1: Option<f64>,
+    /// Clip gradients to this global L2 norm.
+    #[arg(long, help_heading = "Regularization")]
+    clip_norm: Option<f64>,
+    /// Clamp every gradient element to [-X, X].
+    #[arg(long, help_heading = "Regularization")]
+    clip_value: Option<f64>,
+    /// Polyak averaging of the weights with this decay (the lecture's 0.995), evaluated every epoch and
+    /// saved as checkpoints/ema.
+    #[arg(long, help_heading = "Regularization")]
+    ema_decay: Option<f64>,
+    /// Stop when validation accuracy has not improved for this many epochs (restoring the best weights);
+    /// `--set early_stopping.monitor=val_loss` and `early_stopping.min_delta=X` refine it.
+    #[arg(long, help_heading = "Regularization")]
+    early_stopping: Option<usize>,
+    /// Seeds initialisation, the validation split, shuffling and augmentation.
+    #[arg(long, help_heading = "Run")]
+    seed: Option<u64>,
+    /// Run folder (default runs/<model>-<data kind>, numbered if taken).
+    #[arg(long, help_heading = "Run")]
+    out: Option<PathBuf>,
+    /// Print one JSON object with the final figures as the last line.
+    #[arg(long, help_heading = "Run")]
+    json: bool,
+    /// Any recipe key, KEY=VALUE (repeatable; after the flags above): e.g. --set beta2=0.99,
+    /// --set schedule.gamma=0.5, --set augment.flip=true. Values are TOML literals or plain strings.
+    #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Run")]
+    sets: Vec<String>,
+}
+
 fn main() -> std::process::ExitCode {
+    // The library's notes and warnings (a data path resolved elsewhere, undecodable images skipped), one line each.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_max_level(tracing::Level::INFO)
+        .init();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -276,157 +287,21 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Gradcheck { layer, model, batch, elements, eval, seed, json } => {
             gradcheck(layer, model, batch, elements, eval, seed, json)
         }
-        Cmd::Bench { net, batch, steps, runs, json, profile } => {
-            let nets: Vec<String> = if net == "all" { vec!["small".into(), "resnet8".into()] } else { vec![net] };
-            let mut results = Vec::new();
-            for n in nets {
-                let o = bench::BenchOptions { net: n, batch, threads, steps, runs, profile, ..Default::default() };
-                let r = spinner(format!("benchmarking {} ({} runs of {} steps)", o.net, o.runs, o.steps), || {
-                    bench::run(&o)
-                })
-                .with_context(|| format!("benchmarking {}", o.net))?;
-                if !json {
-                    print_bench(&r);
-                }
-                results.push(r);
-            }
-            if json {
-                println!("{}", serde_json::to_string(&results)?);
-            }
-            Ok(())
-        }
-        Cmd::Train {
-            config,
-            resume,
-            model,
-            data,
-            val,
-            preprocess,
-            limit,
-            epochs,
-            batch_size,
-            optimizer,
-            lr,
-            momentum,
-            schedule,
-            warmup_epochs,
-            weight_decay,
-            l2,
-            l1,
-            clip_norm,
-            clip_value,
-            ema_decay,
-            early_stopping,
-            seed,
-            out,
-            json,
-            sets,
-        } => {
-            let base = match (&config, &resume) {
-                (Some(f), _) => TrainConfig::from_file(f)?,
-                (None, Some(r)) => TrainConfig::from_file(&r.join("config.toml"))?,
-                (None, None) => TrainConfig::from_file_or_flags(model.as_deref(), data.as_deref())?,
-            };
-            // Every flag is a recipe key: one list of overrides, applied and checked by the library.
-            let mut o = Overrides::default();
-            o.text("model", model).text("data", data).int("val", val).text("preprocess", preprocess);
-            o.int("limit", limit).int("epochs", epochs).int("batch_size", batch_size).text("optimizer", optimizer);
-            o.num("lr", lr).num("momentum", momentum).num("warmup_epochs", warmup_epochs);
-            o.num("weight_decay", weight_decay).num("l2", l2).num("l1", l1).num("clip_norm", clip_norm);
-            o.num("clip_value", clip_value).num("ema_decay", ema_decay).int("early_stopping.patience", early_stopping);
-            o.int("seed", seed.map(|s| s as usize)).text("out", out.map(|p| p.display().to_string()));
-            if let Some(s) = schedule {
-                let s: convkit::schedule::Schedule = s.parse()?;
-                o.0.push(("schedule".into(), toml::Value::try_from(s)?));
-            }
-            for s in &sets {
-                o.0.push(parse_set(s)?);
-            }
-            let cfg = base.with_overrides(&o.0)?;
+        Cmd::Bench { net, batch, steps, runs, json, profile } => run_bench(net, batch, threads, steps, runs, json, profile),
+        Cmd::Train(args) => {
+            let json = args.json;
+            let resume = args.resume.clone();
+            let cfg = train_config(*args)?;
             let mut callbacks = Callbacks::default();
             callbacks.push(TrainDisplay::default());
             let report = convkit::train::train(cfg, TrainOptions { resume, callbacks })?;
             print_train(&report, json)
         }
-        Cmd::OptimRace { out, steps, tol, seed, json } => {
-            if steps == 0 || !(tol > 0.0) {
-                bail!("--steps must be at least 1 and --tol positive");
-            }
-            let lanes = convkit::race::run(steps, tol, seed)?;
-            convkit::race::plot(&lanes, &out, font().as_deref())?;
-            if json {
-                let v: Vec<_> = lanes
-                    .iter()
-                    .map(|l| {
-                        serde_json::json!({"optimizer": l.optimizer, "surface": l.surface, "lr": l.lr,
-                        "steps_to_tol": l.steps_to_tol, "final_loss": l.final_loss})
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else {
-                print!("{}", convkit::race::table(&lanes, steps));
-                println!("wrote {}", out.display());
-            }
-            Ok(())
-        }
-        Cmd::Eval { run, checkpoint, data, split, tta, json } => {
-            let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
-            let (rep, spec) = spinner(format!("evaluating {} on the {split:?} split", ck.meta.model), || {
-                convkit::evaluate::evaluate_checkpoint(&ck, data.as_deref(), split, tta)
-            })?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "split": split, "tta": tta, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
-                );
-            } else {
-                let views = if tta == TestViews::Flip { " (image + mirror averaged)" } else { "" };
-                print!("{} epoch {} on {spec}, {split:?} split{views}:\n{rep}", ck.meta.model, ck.meta.epoch);
-            }
-            Ok(())
-        }
-        Cmd::Predict { run, checkpoint, images, top, json } => {
-            let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
-            let preds = convkit::predict::predict(&ck, &images, top)?;
-            if json {
-                println!("{}", serde_json::to_string(&preds)?);
-            } else {
-                for p in preds {
-                    println!("{}", p.file.display());
-                    for (c, pr) in p.top {
-                        println!("  {:>6.2}%  {c}", 100.0 * pr);
-                    }
-                }
-            }
-            Ok(())
-        }
-        Cmd::Zoo { plot, json } => {
-            let t = spinner("building every ImageNet model to count its parameters and operations", convkit::zoo::table)?;
-            if json {
-                println!("{}", serde_json::to_string(&t)?);
-            } else {
-                print_zoo(&t);
-            }
-            if let Some(p) = plot {
-                convkit::zoo::plot(&t, &p, font().as_deref())?;
-                eprintln!("wrote {}", p.display());
-            }
-            Ok(())
-        }
-        Cmd::Summary { model, input, batch, json } => {
-            let mut m = models::build::<f32>(&model, None, 0)?;
-            let input = match input {
-                Some(s) => parse_chw(&s)?,
-                None => m.input,
-            };
-            let sum = convkit::summary::summarize(&mut m, input, batch.max(1))?;
-            if json {
-                println!("{}", serde_json::to_string(&sum)?);
-            } else {
-                println!("{sum}");
-            }
-            Ok(())
-        }
+        Cmd::OptimRace { out, steps, tol, seed, json } => optim_race(out, steps, tol, seed, json),
+        Cmd::Eval { run, checkpoint, data, split, tta, json } => eval(run, checkpoint, data, split, tta, json),
+        Cmd::Predict { run, checkpoint, images, top, json } => predict(run, checkpoint, images, top, json),
+        Cmd::Zoo { plot, json } => zoo(plot, json),
+        Cmd::Summary { model, input, batch, json } => summary(model, input, batch, json),
         Cmd::Models => {
             let list = models::list();
             let w = list.iter().map(|m| m.name.len()).max().unwrap_or(8);
@@ -439,6 +314,111 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+fn run_bench(net: String, batch: usize, threads: usize, steps: usize, runs: usize, json: bool, profile: bool) -> Result<()> {
+    let nets: Vec<String> = if net == "all" { vec!["small".into(), "resnet8".into()] } else { vec![net] };
+    let mut results = Vec::new();
+    for n in nets {
+        let o = bench::BenchOptions { net: n, batch, threads, steps, runs, profile, ..Default::default() };
+        let r = spinner(format!("benchmarking {} ({} runs of {} steps)", o.net, o.runs, o.steps), || {
+            bench::run(&o)
+        })
+        .with_context(|| format!("benchmarking {}", o.net))?;
+        if !json {
+            print_bench(&r);
+        }
+        results.push(r);
+    }
+    if json {
+        println!("{}", serde_json::to_string(&results)?);
+    }
+    Ok(())
+}
+
+fn optim_race(out: PathBuf, steps: usize, tol: f64, seed: u64, json: bool) -> Result<()> {
+    if steps == 0 || !(tol > 0.0) {
+        bail!("--steps must be at least 1 and --tol positive");
+    }
+    let lanes = convkit::race::run(steps, tol, seed)?;
+    convkit::race::plot(&lanes, &out, font().as_deref())?;
+    if json {
+        let v: Vec<_> = lanes
+            .iter()
+            .map(|l| {
+                serde_json::json!({"optimizer": l.optimizer, "surface": l.surface, "lr": l.lr,
+                "steps_to_tol": l.steps_to_tol, "final_loss": l.final_loss})
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        print!("{}", convkit::race::table(&lanes, steps));
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn eval(run: Option<PathBuf>, checkpoint: Option<PathBuf>, data: Option<String>, split: EvalSplit, tta: TestViews, json: bool) -> Result<()> {
+    let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
+    let which = format!("{split:?}").to_lowercase();
+    let (rep, spec) = spinner(format!("evaluating {} on the {which} split", ck.meta.model), || {
+        convkit::evaluate::evaluate_checkpoint(&ck, data.as_deref(), split, tta)
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "split": split, "tta": tta, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
+        );
+    } else {
+        let views = if tta == TestViews::Flip { " (image + mirror averaged)" } else { "" };
+        print!("{} epoch {} on {spec}, {which} split{views}:\n{rep}", ck.meta.model, ck.meta.epoch);
+    }
+    Ok(())
+}
+
+fn predict(run: Option<PathBuf>, checkpoint: Option<PathBuf>, images: Vec<PathBuf>, top: usize, json: bool) -> Result<()> {
+    let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
+    let preds = convkit::predict::predict(&ck, &images, top)?;
+    if json {
+        println!("{}", serde_json::to_string(&preds)?);
+    } else {
+        for p in preds {
+            println!("{}", p.file.display());
+            for (c, pr) in p.top {
+                println!("  {:>6.2}%  {c}", 100.0 * pr);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn zoo(plot: Option<PathBuf>, json: bool) -> Result<()> {
+    let t = spinner("building every ImageNet model to count its parameters and operations", convkit::zoo::table)?;
+    if json {
+        println!("{}", serde_json::to_string(&t)?);
+    } else {
+        print_zoo(&t);
+    }
+    if let Some(p) = plot {
+        convkit::zoo::plot(&t, &p, font().as_deref())?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn summary(model: String, input: Option<String>, batch: usize, json: bool) -> Result<()> {
+    let mut m = models::build::<f32>(&model, None, 0)?;
+    let input = match input {
+        Some(s) => parse_chw(&s)?,
+        None => m.input,
+    };
+    let sum = convkit::summary::summarize(&mut m, input, batch.max(1))?;
+    if json {
+        println!("{}", serde_json::to_string(&sum)?);
+    } else {
+        println!("{sum}");
+    }
+    Ok(())
+}
+
 /// Sizes rayon's global pool: every command computes through it. Returns the thread count.
 fn set_threads(threads: Option<usize>) -> Result<usize> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -448,6 +428,31 @@ fn set_threads(threads: Option<usize>) -> Result<usize> {
     }
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the worker threads")?;
     Ok(n)
+}
+
+/// The recipe a `train` command means: the file (or the resumed run's config.toml, or --model and --data), then
+/// every flag and `--set` as an override, checked by the library.
+fn train_config(a: TrainArgs) -> Result<TrainConfig> {
+    let base = match (&a.config, &a.resume) {
+        (Some(f), _) => TrainConfig::from_file(f)?,
+        (None, Some(r)) => TrainConfig::from_file(&r.join("config.toml"))?,
+        (None, None) => TrainConfig::from_file_or_flags(a.model.as_deref(), a.data.as_deref())?,
+    };
+    let mut o = Overrides::default();
+    o.text("model", a.model).text("data", a.data).int("val", a.val).text("preprocess", a.preprocess);
+    o.int("limit", a.limit).int("epochs", a.epochs).int("batch_size", a.batch_size).text("optimizer", a.optimizer);
+    o.num("lr", a.lr).num("optimizer.rho", a.momentum).num("warmup_epochs", a.warmup_epochs);
+    o.num("weight_decay", a.weight_decay).num("l2", a.l2).num("l1", a.l1).num("clip_norm", a.clip_norm);
+    o.num("clip_value", a.clip_value).num("ema_decay", a.ema_decay).int("early_stopping.patience", a.early_stopping);
+    o.int("seed", a.seed.map(|s| s as usize)).text("out", a.out.map(|p| p.display().to_string()));
+    if let Some(s) = a.schedule {
+        let s: convkit::schedule::Schedule = s.parse()?;
+        o.0.push(("schedule".into(), toml::Value::try_from(s)?));
+    }
+    for s in &a.sets {
+        o.0.push(parse_set(s)?);
+    }
+    Ok(base.with_overrides(&o.0)?)
 }
 
 /// Flags turned into recipe keys, in the order given.

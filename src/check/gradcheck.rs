@@ -80,7 +80,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "{:<40} {:>18} {:>7} {:>10} {:>10} {:>10} {:>6} {:>6}",
-            "tensor", "shape", "checked", "max rel", "mean rel", "max abs", "~0", "kinks"
+            "tensor", "shape", "checked", "max rel", "mean rel", "max abs", "<atol", "kinks"
         )?;
         for t in &self.tensors {
             let shape = format!("{:?}", t.shape);
@@ -91,10 +91,12 @@ impl fmt::Display for Report {
             )?;
         }
         let within: usize = self.tensors.iter().map(|t| t.within_atol).sum();
+        let checked: usize = self.tensors.iter().map(|t| t.checked).sum();
         write!(
             f,
-            "max relative error {:.2e} over {} tensors; {within} elements agree within the absolute tolerance \
-             (column ~0: gradients that vanish, where relative error is rounding noise); judged error {:.2e}",
+            "max relative error {:.2e} over {} tensors; {within} of {checked} elements differ by less than the \
+             absolute tolerance (column <atol: they pass whatever their relative error, which for a vanishing \
+             gradient is rounding noise); the others' largest relative error, which decides: {:.2e}",
             self.max_rel_error(),
             self.tensors.len(),
             self.judged_error()
@@ -343,7 +345,7 @@ mod tests {
         assert!(rep.max_rel_error() > 0.0 && rep.max_rel_error() < 1e-6, "{rep}");
         let t = &rep.tensors[0];
         assert!(t.max_abs_error > 0.0 && t.judged_error <= t.max_rel_error, "{rep}");
-        assert!(rep.to_string().contains("judged error"));
+        assert!(rep.to_string().contains("which decides"));
     }
 
     #[test]

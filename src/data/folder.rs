@@ -172,8 +172,8 @@ pub fn load(root: &Path, split: Split, size: Option<[usize; 2]>) -> Result<Datas
         }
     }
     if !skipped.is_empty() {
-        eprintln!(
-            "warning: {}: skipped {} undecodable image(s) of {}: {}{}",
+        tracing::warn!(
+            "{}: skipped {} undecodable image(s) of {}: {}{}",
             root.display(),
             skipped.len(),
             entries.len(),

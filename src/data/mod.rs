@@ -130,7 +130,7 @@ impl DataSpec {
         for f in fallbacks {
             let candidate = Path::new(f);
             if candidate.exists() && candidate.file_name().is_some_and(|n| n.to_string_lossy() == folder) {
-                eprintln!("note: {} not found, using {}", self.path.display(), candidate.display());
+                tracing::info!("{} not found, using {}", self.path.display(), candidate.display());
                 return Ok(DataSpec { kind: self.kind, path: candidate.to_path_buf() });
             }
         }

@@ -56,8 +56,6 @@ pub enum OptimizerConfig {
     Lbfgs(lbfgs::Lbfgs),
 }
 
-pub const KINDS: &str = "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, lbfgs";
-
 impl Default for OptimizerConfig {
     fn default() -> Self {
         OptimizerConfig::Momentum(Momentum::default())
@@ -65,24 +63,16 @@ impl Default for OptimizerConfig {
 }
 
 impl OptimizerConfig {
-    /// A rule by name with its default hyperparameters.
+    /// A rule by name with its default hyperparameters; an unknown name lists the known ones.
     pub fn named(kind: &str) -> Result<Self> {
         let table = toml::Table::from_iter([("kind".to_string(), toml::Value::String(kind.to_string()))]);
-        table.try_into().map_err(|_| Error::Unknown { kind: "optimizer", name: kind.into(), known: KINDS.into() })
+        table.try_into().map_err(|e: toml::de::Error| Error::Config(format!("optimizer: {}", e.message())))
     }
 
     /// The rule's name, as the recipe writes it (`momentum`, `adam`, ...).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            OptimizerConfig::Sgd(_) => "sgd",
-            OptimizerConfig::Momentum(_) => "momentum",
-            OptimizerConfig::Nesterov(_) => "nesterov",
-            OptimizerConfig::Adagrad(_) => "adagrad",
-            OptimizerConfig::Rmsprop(_) => "rmsprop",
-            OptimizerConfig::Adam(_) => "adam",
-            OptimizerConfig::Adamw(_) => "adamw",
-            OptimizerConfig::Lbfgs(_) => "lbfgs",
-        }
+    pub fn kind(&self) -> String {
+        let v = serde_json::to_value(self).expect("optimizer config serialises");
+        v["kind"].as_str().expect("tagged by kind").to_string()
     }
 
     /// The per-step rule: the registry, one line per optimizer. L-BFGS has none (it minimises per batch).
@@ -301,7 +291,10 @@ mod tests {
         let mut mom = Optimizer::<f64>::new(&OptimizerConfig::named("momentum").unwrap(), 0.1, 0.0).unwrap();
         let e = mom.load_state(st, 1).unwrap_err().to_string();
         assert!(e.contains("another optimizer"), "{e}");
-        assert!(OptimizerConfig::named("adamw").is_ok() && OptimizerConfig::named("adamx").is_err());
+        assert!(OptimizerConfig::named("adamw").is_ok());
+        let e = OptimizerConfig::named("adamx").unwrap_err().to_string();
+        assert!(e.contains("adamx") && e.contains("nesterov") && e.contains("lbfgs"), "names the known rules: {e}");
+        assert_eq!(OptimizerConfig::named("rmsprop").unwrap().kind(), "rmsprop");
         let bad = OptimizerConfig::Nesterov(Nesterov { rho: 1.0 });
         assert!(Optimizer::<f32>::new(&bad, 0.1, 0.0).is_err());
         let table: OptimizerConfig = toml::from_str("kind = 'rmsprop'\ndecay = 0.9").unwrap();

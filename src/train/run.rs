@@ -155,7 +155,7 @@ impl Run {
             input: self.info.input,
             data: self.cfg.data.clone(),
             seed: self.cfg.seed,
-            optimizer: self.cfg.optimizer.kind().to_string(),
+            optimizer: self.cfg.optimizer.kind(),
             prep: self.data.prep.clone(),
         }
     }
