@@ -150,7 +150,10 @@ pub fn evaluate_checkpoint(
         EvalSplit::Val => {
             let run = ck.dir.parent().and_then(|p| p.parent()).map(|p| p.join("config.toml"));
             let path = run.filter(|p| p.exists()).ok_or_else(|| {
-                crate::Error::file(&ck.dir, "--split val needs the run's config.toml two folders up (RUN/checkpoints/NAME)")
+                crate::Error::file(
+                    &ck.dir,
+                    "--split val needs the run's config.toml two folders up (RUN/checkpoints/NAME)",
+                )
             })?;
             let cfg = crate::train::TrainConfig::from_file(&path)?;
             crate::train::run::split_indices(&cfg, &spec, ds.len()).1

@@ -287,7 +287,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Gradcheck { layer, model, batch, elements, eval, seed, json } => {
             gradcheck(layer, model, batch, elements, eval, seed, json)
         }
-        Cmd::Bench { net, batch, steps, runs, json, profile } => run_bench(net, batch, threads, steps, runs, json, profile),
+        Cmd::Bench { net, batch, steps, runs, json, profile } => {
+            run_bench(net, batch, threads, steps, runs, json, profile)
+        }
         Cmd::Train(args) => {
             let json = args.json;
             let resume = args.resume.clone();
@@ -314,15 +316,22 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn run_bench(net: String, batch: usize, threads: usize, steps: usize, runs: usize, json: bool, profile: bool) -> Result<()> {
+/// `convkit bench`: each net timed, a line (or one JSON array) of figures.
+fn run_bench(
+    net: String,
+    batch: usize,
+    threads: usize,
+    steps: usize,
+    runs: usize,
+    json: bool,
+    profile: bool,
+) -> Result<()> {
     let nets: Vec<String> = if net == "all" { vec!["small".into(), "resnet8".into()] } else { vec![net] };
     let mut results = Vec::new();
     for n in nets {
         let o = bench::BenchOptions { net: n, batch, threads, steps, runs, profile, ..Default::default() };
-        let r = spinner(format!("benchmarking {} ({} runs of {} steps)", o.net, o.runs, o.steps), || {
-            bench::run(&o)
-        })
-        .with_context(|| format!("benchmarking {}", o.net))?;
+        let r = spinner(format!("benchmarking {} ({} runs of {} steps)", o.net, o.runs, o.steps), || bench::run(&o))
+            .with_context(|| format!("benchmarking {}", o.net))?;
         if !json {
             print_bench(&r);
         }
@@ -334,6 +343,7 @@ fn run_bench(net: String, batch: usize, threads: usize, steps: usize, runs: usiz
     Ok(())
 }
 
+/// `convkit optim-race`: the lanes, their picture and the steps table.
 fn optim_race(out: PathBuf, steps: usize, tol: f64, seed: u64, json: bool) -> Result<()> {
     if steps == 0 || !(tol > 0.0) {
         bail!("--steps must be at least 1 and --tol positive");
@@ -356,7 +366,15 @@ fn optim_race(out: PathBuf, steps: usize, tol: f64, seed: u64, json: bool) -> Re
     Ok(())
 }
 
-fn eval(run: Option<PathBuf>, checkpoint: Option<PathBuf>, data: Option<String>, split: EvalSplit, tta: TestViews, json: bool) -> Result<()> {
+/// `convkit eval`: a checkpoint on a split, one view or image + mirror.
+fn eval(
+    run: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+    data: Option<String>,
+    split: EvalSplit,
+    tta: TestViews,
+    json: bool,
+) -> Result<()> {
     let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
     let which = format!("{split:?}").to_lowercase();
     let (rep, spec) = spinner(format!("evaluating {} on the {which} split", ck.meta.model), || {
@@ -374,7 +392,14 @@ fn eval(run: Option<PathBuf>, checkpoint: Option<PathBuf>, data: Option<String>,
     Ok(())
 }
 
-fn predict(run: Option<PathBuf>, checkpoint: Option<PathBuf>, images: Vec<PathBuf>, top: usize, json: bool) -> Result<()> {
+/// `convkit predict`: top classes for each image file.
+fn predict(
+    run: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+    images: Vec<PathBuf>,
+    top: usize,
+    json: bool,
+) -> Result<()> {
     let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
     let preds = convkit::predict::predict(&ck, &images, top)?;
     if json {
@@ -390,6 +415,7 @@ fn predict(run: Option<PathBuf>, checkpoint: Option<PathBuf>, images: Vec<PathBu
     Ok(())
 }
 
+/// `convkit zoo`: every ImageNet model's accounting, and the bubble chart.
 fn zoo(plot: Option<PathBuf>, json: bool) -> Result<()> {
     let t = spinner("building every ImageNet model to count its parameters and operations", convkit::zoo::table)?;
     if json {
@@ -404,6 +430,7 @@ fn zoo(plot: Option<PathBuf>, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `convkit summary`: one model's per-layer accounting.
 fn summary(model: String, input: Option<String>, batch: usize, json: bool) -> Result<()> {
     let mut m = models::build::<f32>(&model, None, 0)?;
     let input = match input {
@@ -554,7 +581,10 @@ fn print_train(report: &convkit::train::TrainReport, json: bool) -> Result<()> {
 }
 
 fn print_zoo(t: &[convkit::zoo::Entry]) {
-    println!("{:<16} {:>10} {:>12} {:>12} {:>12} {:>8}", "model", "input", "params", "GMACs/img", "MB fwd/img", "top-1 %");
+    println!(
+        "{:<16} {:>10} {:>12} {:>12} {:>12} {:>8}",
+        "model", "input", "params", "GMACs/img", "MB fwd/img", "top-1 %"
+    );
     for e in t {
         println!(
             "{:<16} {:>10} {:>12} {:>12.2} {:>12.1} {:>8}",

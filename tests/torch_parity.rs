@@ -245,7 +245,8 @@ fn check_model(name: &str) {
     // A batch-norm shift followed by a bias-free conv and another batch norm in training mode has a gradient of
     // exactly zero (the next normalisation removes any constant): both sides hold rounding noise there, judged
     // against 1e-9 of the largest gradient norm in the model instead of against itself.
-    let largest = r.tensors.iter().filter(|(k, _)| k.starts_with(&format!("{name}.gradnorm."))).map(|(_, t)| t.data()[0]);
+    let largest =
+        r.tensors.iter().filter(|(k, _)| k.starts_with(&format!("{name}.gradnorm."))).map(|(_, t)| t.data()[0]);
     let floor = 1e-9 * largest.fold(0.0, f64::max);
     let (mut worst, mut zero) = (0f64, 0);
     model.net.visit_params("", &mut |n, p| {

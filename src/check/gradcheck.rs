@@ -87,7 +87,14 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "{:<40} {:>18} {:>7} {:>10.2e} {:>10.2e} {:>10.2e} {:>6} {:>6}",
-                t.name, shape, t.checked, t.max_rel_error, t.mean_rel_error, t.max_abs_error, t.within_atol, t.kinks_skipped
+                t.name,
+                shape,
+                t.checked,
+                t.max_rel_error,
+                t.mean_rel_error,
+                t.max_abs_error,
+                t.within_atol,
+                t.kinks_skipped
             )?;
         }
         let within: usize = self.tensors.iter().map(|t| t.within_atol).sum();
@@ -251,7 +258,8 @@ struct Verdict {
 /// Where the `h` and `h/2` differences disagree, a kink lies within `h` of the point; the step shrinks tenfold
 /// (twice at most: f64 still resolves gradients of 1e-3 at h = 1e-7) until two step sizes agree.
 fn judge(a: f64, diff: &mut dyn FnMut(f64) -> f64, opts: &Options) -> Option<Verdict> {
-    let verdict = |n: f64| Verdict { rel: rel_error(a, n), abs: (a - n).abs(), within_atol: (a - n).abs() <= opts.atol };
+    let verdict =
+        |n: f64| Verdict { rel: rel_error(a, n), abs: (a - n).abs(), within_atol: (a - n).abs() <= opts.atol };
     let mut h = opts.h;
     let mut n1 = diff(h);
     if verdict(n1).within_atol || verdict(n1).rel < 1e-9 {

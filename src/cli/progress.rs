@@ -13,14 +13,20 @@ pub struct TrainDisplay {
 
 impl Callback for TrainDisplay {
     fn on_train_begin(&mut self, _t: &mut Trainer, r: &RunInfo) -> convkit::Result<()> {
-        let what = format!("{} on {} ({} train / {} val images, {} classes)", r.model, r.data, r.train_images, r.val_images, r.classes);
+        let what = format!(
+            "{} on {} ({} train / {} val images, {} classes)",
+            r.model, r.data, r.train_images, r.val_images, r.classes
+        );
         if r.resumed {
             eprintln!("resuming {what} after epoch {} of {} -> {}", r.start_epoch, r.epochs, r.dir.display());
         } else {
             eprintln!("training {what} -> {}", r.dir.display());
         }
         if r.start_epoch >= r.epochs {
-            eprintln!("nothing left to train: the run has done {} of {} epochs (raise --epochs)", r.start_epoch, r.epochs);
+            eprintln!(
+                "nothing left to train: the run has done {} of {} epochs (raise --epochs)",
+                r.start_epoch, r.epochs
+            );
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! concatenation). The gradient is split by channel and each branch's input gradient is summed.
 
 use super::Sequential;
-use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor, ChildVisitor, Walker};
+use crate::layers::{join, BufferVisitor, ChildVisitor, Layer, Mode, ParamVisitor, Walker};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 

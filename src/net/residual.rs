@@ -3,7 +3,7 @@
 //! both paths, which is why deep ResNets train.
 
 use super::Sequential;
-use crate::layers::{join, BufferVisitor, Layer, Mode, ParamVisitor, ChildVisitor, Walker};
+use crate::layers::{join, BufferVisitor, ChildVisitor, Layer, Mode, ParamVisitor, Walker};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 

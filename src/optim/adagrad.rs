@@ -40,7 +40,7 @@ impl<T: Float> UpdateRule<T> for AdaGrad {
 
 #[cfg(test)]
 mod tests {
-    
+
     #[test]
     fn matches_torch_optim() {
         super::super::check_against_torch("adagrad", "adagrad");

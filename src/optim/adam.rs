@@ -54,7 +54,7 @@ impl<T: Float> UpdateRule<T> for Adam {
 
 #[cfg(test)]
 mod tests {
-    
+
     #[test]
     fn matches_torch_optim() {
         super::super::check_against_torch("adam", "adam");

@@ -31,7 +31,7 @@ impl<T: Float> UpdateRule<T> for AdamW {
 
 #[cfg(test)]
 mod tests {
-    
+
     #[test]
     fn matches_torch_optim() {
         super::super::check_against_torch("adamw", "adamw");

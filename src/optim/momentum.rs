@@ -39,7 +39,7 @@ impl<T: Float> UpdateRule<T> for Momentum {
 
 #[cfg(test)]
 mod tests {
-    
+
     #[test]
     fn matches_torch_optim() {
         super::super::check_against_torch("momentum", "momentum");

@@ -38,7 +38,7 @@ impl<T: Float> UpdateRule<T> for Nesterov {
 
 #[cfg(test)]
 mod tests {
-    
+
     #[test]
     fn matches_torch_optim() {
         super::super::check_against_torch("nesterov", "nesterov");
@@ -58,8 +58,7 @@ mod tests {
             (0..6).map(|i| a[i] * x[i] - 0.1 * i as f64 + 0.3 * ((t * 7 + i) as f64).sin()).collect()
         };
         let (mut x, mut v) = (vec![0.5, -1.2, 2.0, 0.05, -0.3, 1.0], vec![0.0; 6]);
-        let mut opt =
-            Optimizer::<f64>::new(&OptimizerConfig::Nesterov(super::Nesterov { rho }), lr, 0.0).unwrap();
+        let mut opt = Optimizer::<f64>::new(&OptimizerConfig::Nesterov(super::Nesterov { rho }), lr, 0.0).unwrap();
         let mut p = Param::new(Tensor::from_vec(&[6], x.clone()), ParamKind::Weight);
         for t in 0..30 {
             let ahead: Vec<f64> = x.iter().zip(&v).map(|(x, v)| x + rho * v).collect();

@@ -42,7 +42,7 @@ impl<T: Float> UpdateRule<T> for RmsProp {
 
 #[cfg(test)]
 mod tests {
-    
+
     #[test]
     fn matches_torch_optim() {
         super::super::check_against_torch("rmsprop", "rmsprop");

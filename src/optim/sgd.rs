@@ -23,7 +23,7 @@ impl<T: Float> UpdateRule<T> for Sgd {
 
 #[cfg(test)]
 mod tests {
-    
+
     #[test]
     fn matches_torch_optim() {
         super::super::check_against_torch("sgd", "sgd");

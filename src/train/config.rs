@@ -100,7 +100,8 @@ impl TrainConfig {
     /// Parses a recipe; the older flat optimizer keys (`optimizer = "adam"`, `beta1 = ...`, `[lbfgs]`) are read
     /// into the `[optimizer]` table, so earlier recipes and run folders still load.
     pub fn from_toml(text: &str) -> Result<TrainConfig> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::Config(e.to_string().trim().to_string()))?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::Config(e.to_string().trim().to_string()))?;
         migrate_optimizer(&mut table);
         table.try_into().map_err(|e: toml::de::Error| Error::Config(with_suggestion(&e.to_string())))
     }
@@ -123,7 +124,6 @@ impl TrainConfig {
         }
         table.try_into().map_err(|e: toml::de::Error| Error::Config(with_suggestion(&e.to_string())))
     }
-
 
     /// A recipe from flags alone: `--model` and `--data` are then required.
     pub fn from_file_or_flags(model: Option<&str>, data: Option<&str>) -> Result<TrainConfig> {
@@ -202,7 +202,9 @@ fn migrate_optimizer(t: &mut toml::Table) {
     let mut o = match t.get("optimizer") {
         Some(toml::Value::String(k)) => toml::Table::from_iter([("kind".to_string(), toml::Value::String(k.clone()))]),
         Some(toml::Value::Table(o)) if legacy.iter().any(|k| t.contains_key(*k)) => o.clone(),
-        None if legacy.iter().any(|k| t.contains_key(*k)) => toml::Table::from_iter([("kind".into(), "momentum".into())]),
+        None if legacy.iter().any(|k| t.contains_key(*k)) => {
+            toml::Table::from_iter([("kind".into(), "momentum".into())])
+        }
         _ => return,
     };
     let kind = o.get("kind").and_then(|k| k.as_str()).unwrap_or("momentum").to_string();
@@ -230,9 +232,9 @@ fn migrate_optimizer(t: &mut toml::Table) {
 
 /// `key=value` from the command line: the value as a TOML literal (`0.1`, `[3, 5]`, `true`), else as a string.
 pub fn parse_set(s: &str) -> Result<(String, toml::Value)> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| Error::Config(format!("--set '{s}' should look like key=value, e.g. lr=0.1 or schedule.gamma=0.5")))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        Error::Config(format!("--set '{s}' should look like key=value, e.g. lr=0.1 or schedule.gamma=0.5"))
+    })?;
     let literal = toml::from_str::<toml::Table>(&format!("v = {v}")).ok().and_then(|mut t| t.remove("v"));
     Ok((k.trim().to_string(), literal.unwrap_or_else(|| toml::Value::String(v.to_string()))))
 }
@@ -294,7 +296,12 @@ mod tests {
         assert_eq!((o.lr, o.epochs, o.optimizer.kind().as_str()), (0.25, 3, "adam"));
         assert!(matches!(o.schedule, crate::schedule::Schedule::Step { .. }));
         let e = c.with_overrides(&[parse_set("learning_rat=0.1").unwrap()]).unwrap_err().to_string();
-        assert!(e.contains("did you mean 'warmup_start'") || e.contains("did you mean 'lr'") || e.contains("'learning_rat'"), "{e}");
+        assert!(
+            e.contains("did you mean 'warmup_start'")
+                || e.contains("did you mean 'lr'")
+                || e.contains("'learning_rat'"),
+            "{e}"
+        );
         let e = c.with_overrides(&[parse_set("epohcs=3").unwrap()]).unwrap_err().to_string();
         assert!(e.contains("did you mean 'epochs'"), "{e}");
         assert!(parse_set("lr").is_err());

@@ -102,7 +102,8 @@ impl Run {
     fn restore(&self, t: &mut Trainer, ck: &Checkpoint) -> Result<()> {
         checkpoint::load_into(&mut t.model, &ck.tensors, &ck.dir.join("model.safetensors"))?;
         if let Method::FirstOrder(opt) = &mut t.method {
-            let state = ck.optimizer.iter().filter(|(k, _)| !k.starts_with("polyak.")).map(|(k, v)| (k.clone(), v.clone()));
+            let state =
+                ck.optimizer.iter().filter(|(k, _)| !k.starts_with("polyak.")).map(|(k, v)| (k.clone(), v.clone()));
             opt.load_state(state.collect(), ck.meta.optimizer_t)
                 .map_err(|e| Error::file(ck.dir.join("optimizer.safetensors"), e.to_string()))?;
         }
@@ -168,7 +169,13 @@ impl Run {
     }
 
     /// The test split, touched once: the `best` checkpoint's figures on it.
-    pub fn report(&self, t: &Trainer, last: Option<&EpochLog>, test: &TestSet, started: Instant) -> Result<TrainReport> {
+    pub fn report(
+        &self,
+        t: &Trainer,
+        last: Option<&EpochLog>,
+        test: &TestSet,
+        started: Instant,
+    ) -> Result<TrainReport> {
         let best = Checkpoint::load(&self.dir.join("checkpoints").join("best"))?;
         let ev = test.evaluate(&mut best.model()?);
         Ok(TrainReport {

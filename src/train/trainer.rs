@@ -139,11 +139,10 @@ impl Trainer {
     /// One step on one batch. A step whose loss is not finite leaves the weights as they were (the divergence
     /// guard then stops the run).
     pub fn step(&mut self, b: &Batch) -> StepStats {
-        let lr = self.lr();
-        let Method::FirstOrder(opt) = &mut self.method else {
+        if matches!(self.method, Method::Lbfgs(_)) {
             return self.lbfgs_step(b);
-        };
-        opt.set_lr(lr);
+        }
+        let lr = self.lr();
         let (loss, correct) = self.loss_and_grad(&b.x, &b.labels);
         let stats = StepStats { loss, correct, count: b.labels.len(), lr, steps: 1 };
         if !loss.is_finite() {
@@ -155,8 +154,10 @@ impl Trainer {
         if let Some(n) = self.clip.norm {
             clip::by_norm(&mut self.model, n);
         }
-        let Method::FirstOrder(opt) = &mut self.method else { unreachable!("matched above") };
-        opt.step(&mut self.model);
+        if let Method::FirstOrder(opt) = &mut self.method {
+            opt.set_lr(lr);
+            opt.step(&mut self.model);
+        }
         self.step += 1;
         stats
     }

@@ -105,7 +105,8 @@ impl Callback for EarlyStopping {
     }
 
     fn on_train_end(&mut self, _t: &mut Trainer, _test: &TestSet, r: &mut TrainReport) -> Result<()> {
-        r.stopped_early = self.stopped.map(|(after, best)| super::super::StoppedEarly { after_epoch: after, best_epoch: best });
+        r.stopped_early =
+            self.stopped.map(|(after, best)| super::super::StoppedEarly { after_epoch: after, best_epoch: best });
         Ok(())
     }
 }

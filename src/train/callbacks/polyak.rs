@@ -31,7 +31,10 @@ impl PolyakAveraging {
                 .filter_map(|(k, v)| k.strip_prefix("polyak.").map(|n| (n.to_string(), v.clone())))
                 .collect();
             if avg.is_empty() {
-                return Err(Error::file(&ck.dir, "this run has no Polyak average to resume: drop ema_decay or start afresh"));
+                return Err(Error::file(
+                    &ck.dir,
+                    "this run has no Polyak average to resume: drop ema_decay or start afresh",
+                ));
             }
             ema.avg = avg;
         }
