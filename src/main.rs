@@ -81,6 +81,38 @@ enum Cmd {
         #[arg(long)]
         profile: bool,
     },
+    /// The lecture's initialisation experiment: 1000 unit-Gaussian samples of dimension 500 through ten 500-unit
+    /// layers (no biases) with a nonlinearity; prints each layer's activation mean and std in the lecture's words,
+    /// and with --plot draws the means, stds and per-layer histograms.
+    ///
+    /// Try: --activation tanh --init small (activations collapse), --init large (tanh saturates), --init xavier,
+    /// then --activation relu with xavier (halves per layer) and he (stays constant).
+    InitStats {
+        /// tanh, relu, leaky-relu, elu or sigmoid.
+        #[arg(long, default_value = "tanh")]
+        activation: String,
+        /// small (randn * 0.01), small:STD, large (randn), xavier (randn / sqrt(fan_in)), he (randn / sqrt(fan_in/2)).
+        #[arg(long, default_value = "xavier")]
+        init: String,
+        /// Hidden layers.
+        #[arg(long, default_value_t = 10)]
+        layers: usize,
+        /// Units per layer (and input dimension).
+        #[arg(long, default_value_t = 500)]
+        width: usize,
+        /// Input samples, unit Gaussian.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+        /// Seeds the input and the weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Draw the figure to this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Print one JSON object (settings and per-layer statistics with histograms).
+        #[arg(long)]
+        json: bool,
+    },
     /// List the registered models.
     Models,
     /// All ImageNet models side by side: parameters, operations, memory per image, published top-1; with
@@ -304,6 +336,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Predict { run, checkpoint, images, top, json } => predict(run, checkpoint, images, top, json),
         Cmd::Zoo { plot, json } => zoo(plot, json),
         Cmd::Summary { model, input, batch, json } => summary(model, input, batch, json),
+        Cmd::InitStats { activation, init, layers, width, samples, seed, plot, json } => {
+            let (activation, init) = (activation.parse()?, init.parse()?);
+            let e = convkit::check::init_stats::Experiment { activation, init, layers, width, samples, seed };
+            init_stats(&e, plot, json)
+        }
         Cmd::Models => {
             let list = models::list();
             let w = list.iter().map(|m| m.name.len()).max().unwrap_or(8);
@@ -425,6 +462,23 @@ fn zoo(plot: Option<PathBuf>, json: bool) -> Result<()> {
     }
     if let Some(p) = plot {
         convkit::zoo::plot(&t, &p, font().as_deref())?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// `convkit init-stats`: the lecture's lines (or JSON), and the figure.
+fn init_stats(e: &convkit::check::init_stats::Experiment, plot: Option<PathBuf>, json: bool) -> Result<()> {
+    use convkit::check::init_stats;
+    let what = format!("{} layers of {} units, {} samples", e.layers, e.width, e.samples);
+    let stats = spinner(format!("running {what}"), || e.run())?;
+    if json {
+        println!("{}", serde_json::json!({"experiment": e, "layers": stats}));
+    } else {
+        print!("{}", init_stats::lecture_lines(&stats));
+    }
+    if let Some(p) = plot {
+        init_stats::plot(e, &stats, &p, font().as_deref())?;
         eprintln!("wrote {}", p.display());
     }
     Ok(())

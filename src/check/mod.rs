@@ -1,4 +1,5 @@
 //! Checks from the lecture's "babysitting" toolbox. Gradient checking first.
 
 pub mod gradcheck;
+pub mod init_stats;
 pub mod targets;
