@@ -113,6 +113,31 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The lecture's sanity checks before a long run: the initial loss is chance (ln C) at a tiny init, an L2
+    /// penalty raises it, the model memorises 20 training examples, and a whole-network gradient check passes.
+    /// Each prints PASS or FAIL, and on FAIL what usually causes it. `train` runs the first three at its start.
+    ///
+    /// Example: convkit sanity --config recipes/lenet5-mnist.toml
+    Sanity {
+        /// A recipe (TOML); see recipes/.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A registered model (with --data, instead of a recipe).
+        #[arg(long)]
+        model: Option<String>,
+        /// KIND:PATH (with --model).
+        #[arg(long)]
+        data: Option<String>,
+        /// Any recipe key, KEY=VALUE (repeatable), e.g. --set lr=0.001.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Skip the whole-network gradient check (f64; seconds for a ResNet).
+        #[arg(long)]
+        no_gradcheck: bool,
+        /// Print one JSON object (every check with its figures).
+        #[arg(long)]
+        json: bool,
+    },
     /// List the registered models.
     Models,
     /// All ImageNet models side by side: parameters, operations, memory per image, published top-1; with
@@ -289,6 +314,9 @@ struct TrainArgs {
     /// Print one JSON object with the final figures as the last line.
     #[arg(long, help_heading = "Run")]
     json: bool,
+    /// Skip the quick sanity checks at the start (initial loss, regularization, overfitting 20 examples).
+    #[arg(long, help_heading = "Run")]
+    no_sanity: bool,
     /// Any recipe key, KEY=VALUE (repeatable; after the flags above): e.g. --set beta2=0.99,
     /// --set schedule.gamma=0.5, --set augment.flip=true. Values are TOML literals or plain strings.
     #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Run")]
@@ -323,12 +351,13 @@ fn run(cli: Cli) -> Result<()> {
             run_bench(net, batch, threads, steps, runs, json, profile)
         }
         Cmd::Train(args) => {
-            let json = args.json;
-            let resume = args.resume.clone();
+            let (json, resume) = (args.json, args.resume.clone());
+            let sanity = (!args.no_sanity && resume.is_none())
+                .then(|| convkit::check::sanity::SanityOptions { gradcheck: false, ..Default::default() });
             let cfg = train_config(*args)?;
             let mut callbacks = Callbacks::default();
             callbacks.push(TrainDisplay::default());
-            let report = convkit::train::train(cfg, TrainOptions { resume, callbacks })?;
+            let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity })?;
             print_train(&report, json)
         }
         Cmd::OptimRace { out, steps, tol, seed, json } => optim_race(out, steps, tol, seed, json),
@@ -340,6 +369,24 @@ fn run(cli: Cli) -> Result<()> {
             let (activation, init) = (activation.parse()?, init.parse()?);
             let e = convkit::check::init_stats::Experiment { activation, init, layers, width, samples, seed };
             init_stats(&e, plot, json)
+        }
+        Cmd::Sanity { config, model, data, sets, no_gradcheck, json } => {
+            let base = base_recipe(config.as_deref(), None, model.as_deref(), data.as_deref())?;
+            let sets: Vec<_> = sets.iter().map(|s| parse_set(s)).collect::<convkit::Result<_>>()?;
+            let cfg = base.with_overrides(&sets)?;
+            let opts = convkit::check::sanity::SanityOptions { gradcheck: !no_gradcheck, ..Default::default() };
+            let rep = spinner(format!("sanity checks of {} on {}", cfg.model, cfg.data), || {
+                convkit::check::sanity::run(&cfg, &opts)
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&rep)?);
+            } else {
+                print!("{rep}");
+            }
+            if !rep.passed() {
+                bail!("a sanity check failed (see above)");
+            }
+            Ok(())
         }
         Cmd::Models => {
             let list = models::list();
@@ -514,11 +561,7 @@ fn set_threads(threads: Option<usize>) -> Result<usize> {
 /// The recipe a `train` command means: the file (or the resumed run's config.toml, or --model and --data), then
 /// every flag and `--set` as an override, checked by the library.
 fn train_config(a: TrainArgs) -> Result<TrainConfig> {
-    let base = match (&a.config, &a.resume) {
-        (Some(f), _) => TrainConfig::from_file(f)?,
-        (None, Some(r)) => TrainConfig::from_file(&r.join("config.toml"))?,
-        (None, None) => TrainConfig::from_file_or_flags(a.model.as_deref(), a.data.as_deref())?,
-    };
+    let base = base_recipe(a.config.as_deref(), a.resume.as_deref(), a.model.as_deref(), a.data.as_deref())?;
     let mut o = Overrides::default();
     o.text("model", a.model).text("data", a.data).int("val", a.val).text("preprocess", a.preprocess);
     o.int("limit", a.limit).int("epochs", a.epochs).int("batch_size", a.batch_size).text("optimizer", a.optimizer);
@@ -534,6 +577,20 @@ fn train_config(a: TrainArgs) -> Result<TrainConfig> {
         o.0.push(parse_set(s)?);
     }
     Ok(base.with_overrides(&o.0)?)
+}
+
+/// The recipe file, or the resumed run's config.toml, or one made of --model and --data.
+fn base_recipe(
+    config: Option<&std::path::Path>,
+    resume: Option<&std::path::Path>,
+    model: Option<&str>,
+    data: Option<&str>,
+) -> Result<TrainConfig> {
+    Ok(match (config, resume) {
+        (Some(f), _) => TrainConfig::from_file(f)?,
+        (None, Some(r)) => TrainConfig::from_file(&r.join("config.toml"))?,
+        (None, None) => TrainConfig::from_file_or_flags(model, data)?,
+    })
 }
 
 /// Flags turned into recipe keys, in the order given.

@@ -2,4 +2,5 @@
 
 pub mod gradcheck;
 pub mod init_stats;
+pub mod sanity;
 pub mod targets;

@@ -22,6 +22,12 @@ impl Callback for TrainDisplay {
         } else {
             eprintln!("training {what} -> {}", r.dir.display());
         }
+        if let Some(rep) = &r.sanity {
+            eprint!("sanity checks (skip with --no-sanity; all four: convkit sanity):\n{rep}");
+            if !rep.passed() {
+                eprintln!("warning: a sanity check failed; training anyway");
+            }
+        }
         if r.start_epoch >= r.epochs {
             eprintln!(
                 "nothing left to train: the run has done {} of {} epochs (raise --epochs)",

@@ -12,6 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+#[derive(Clone)]
 pub struct Batch {
     pub x: Tensor<f32>,
     pub labels: Vec<usize>,

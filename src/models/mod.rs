@@ -7,6 +7,7 @@ pub mod lenet5;
 pub mod mobilenetv2;
 pub mod resnet;
 pub mod small;
+pub mod twolayer;
 pub mod vgg;
 
 use crate::layers::{Layer, Mode, Param};
@@ -52,6 +53,14 @@ fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
         (
             info("lenet5", "LeNet-5: CONV-POOL-CONV-POOL-FC-FC-FC with ReLU, for 28x28 grey digits", [1, 28, 28]),
             lenet5::build::<T>,
+        ),
+        (
+            info(
+                "twolayer",
+                "The lecture's two-layer net: FC(3072->50)-ReLU-FC(50->10) on 3x32x32 images",
+                [3, 32, 32],
+            ),
+            twolayer::build::<T>,
         ),
         (
             info(

@@ -106,6 +106,8 @@ pub struct RunInfo {
     /// Epochs already done; `resumed` says whether they come from a checkpoint.
     pub start_epoch: usize,
     pub resumed: bool,
+    /// The sanity checks' report, when they ran before the first step.
+    pub sanity: Option<crate::check::sanity::SanityReport>,
 }
 
 /// The hooks. Every method has a default that does nothing.

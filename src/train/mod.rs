@@ -28,6 +28,9 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// The caller's callbacks (progress display, extra monitors), called after the run's own.
     pub callbacks: Callbacks,
+    /// Run the lecture's sanity checks on the training data before the first step (their report goes to the
+    /// callbacks in `RunInfo::sanity` and into the report; a FAIL does not stop the run).
+    pub sanity: Option<crate::check::sanity::SanityOptions>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -53,6 +56,9 @@ pub struct TrainReport {
     pub ema_val_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ema_test_accuracy: Option<f64>,
+    /// The sanity checks run before the first step, if asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanity: Option<crate::check::sanity::SanityReport>,
     /// Set when early stopping ended the run before its last epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,
@@ -70,7 +76,8 @@ pub struct StoppedEarly {
 /// Trains as the recipe says; with `opts.resume`, continues that run from its `last` checkpoint.
 pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
     let started = Instant::now();
-    let run = Run::prepare(cfg, opts.resume.as_deref())?;
+    let mut run = Run::prepare(cfg, opts.resume.as_deref())?;
+    run.sanity = opts.sanity.map(|o| run.sanity_checks(&o)).transpose()?;
     let mut trainer = run.trainer()?;
     let mut cbs = run.callbacks(&mut trainer, opts.callbacks)?;
     let last = trainer.fit(&run.data, &run.info(), &mut cbs)?;

@@ -8,6 +8,7 @@ use super::callbacks::{
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
 use super::{TrainConfig, TrainReport};
+use crate::check::sanity::{SanityOptions, SanityReport};
 use crate::data::loader::LoaderConfig;
 use crate::data::preprocess::Preprocess;
 use crate::data::{split, DataSpec, Split};
@@ -29,6 +30,8 @@ pub struct Run {
     /// Epochs already done (0 for a fresh run).
     pub start_epoch: usize,
     pub resumed: Option<Checkpoint>,
+    /// The sanity checks' report, when they ran.
+    pub sanity: Option<SanityReport>,
 }
 
 impl Run {
@@ -64,7 +67,12 @@ impl Run {
             .map_err(|e| Error::file(&dir, format!("cannot create the run folder: {e}")))?;
         let cp = dir.join("config.toml");
         std::fs::write(&cp, cfg.to_toml()).map_err(|e| Error::file(&cp, format!("cannot write: {e}")))?;
-        Ok(Run { cfg, dir, spec, info, data, classes, start_epoch, resumed })
+        Ok(Run { cfg, dir, spec, info, data, classes, start_epoch, resumed, sanity: None })
+    }
+
+    /// The lecture's checks on this run's training images.
+    pub fn sanity_checks(&self, opts: &SanityOptions) -> Result<SanityReport> {
+        crate::check::sanity::run_on(&self.cfg, &self.data.dataset, &self.data.train, opts)
     }
 
     /// The model, the optimizer (or L-BFGS), the schedule, penalty and clipping; restored when resuming.
@@ -146,6 +154,7 @@ impl Run {
             epochs: self.cfg.epochs,
             start_epoch: self.start_epoch,
             resumed: self.resumed.is_some(),
+            sanity: self.sanity.clone(),
         }
     }
 
@@ -195,6 +204,7 @@ impl Run {
             ema_val_accuracy: None,
             ema_test_accuracy: None,
             stopped_early: None,
+            sanity: self.sanity.clone(),
             wall_seconds: started.elapsed().as_secs_f64(),
             test: Some(ev),
         })
