@@ -88,6 +88,13 @@ enum Cmd {
     /// Try: --activation tanh --init small (activations collapse), --init large (tanh saturates), --init xavier,
     /// then --activation relu with xavier (halves per layer) and he (stays constant).
     InitStats {
+        /// Instead of the experiment: a registered model at its initialisation, on real images (needs --data);
+        /// per layer, its output's mean, std, zeros and dead units (channels zero for every image).
+        #[arg(long, requires = "data")]
+        model: Option<String>,
+        /// KIND:PATH of the images for --model (its training split).
+        #[arg(long, requires = "model")]
+        data: Option<String>,
         /// tanh, relu, leaky-relu, elu or sigmoid.
         #[arg(long, default_value = "tanh")]
         activation: String,
@@ -100,9 +107,9 @@ enum Cmd {
         /// Units per layer (and input dimension).
         #[arg(long, default_value_t = 500)]
         width: usize,
-        /// Input samples, unit Gaussian.
-        #[arg(long, default_value_t = 1000)]
-        samples: usize,
+        /// Input samples: unit Gaussians (default 1000), or images for --model (default 256).
+        #[arg(long)]
+        samples: Option<usize>,
         /// Seeds the input and the weights.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -365,8 +372,21 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Predict { run, checkpoint, images, top, json } => predict(run, checkpoint, images, top, json),
         Cmd::Zoo { plot, json } => zoo(plot, json),
         Cmd::Summary { model, input, batch, json } => summary(model, input, batch, json),
-        Cmd::InitStats { activation, init, layers, width, samples, seed, plot, json } => {
+        Cmd::InitStats { model: Some(model), data: Some(data), samples, seed, json, .. } => {
+            let n = samples.unwrap_or(256);
+            let stats = spinner(format!("{model} at its initialisation on {n} images"), || {
+                convkit::check::init_stats::model_stats(&model, &data, n, seed)
+            })?;
+            if json {
+                println!("{}", serde_json::json!({"model": model, "data": data, "samples": n, "layers": stats}));
+            } else {
+                print!("{}", convkit::check::init_stats::model_table(&stats));
+            }
+            Ok(())
+        }
+        Cmd::InitStats { activation, init, layers, width, samples, seed, plot, json, .. } => {
             let (activation, init) = (activation.parse()?, init.parse()?);
+            let samples = samples.unwrap_or(1000);
             let e = convkit::check::init_stats::Experiment { activation, init, layers, width, samples, seed };
             init_stats(&e, plot, json)
         }

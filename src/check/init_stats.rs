@@ -255,6 +255,55 @@ fn rebin(counts: &[u64], lo: f64, hi: f64, new_lo: f64, new_hi: f64) -> Vec<u64>
     out.into_iter().map(|v| v.round() as u64).collect()
 }
 
+/// The same statistics for a registered model at its initialisation, on `samples` real training images (batch
+/// statistics, as the first step sees them): each leaf layer's output mean, std, zeros and dead units.
+pub fn model_stats(
+    model: &str,
+    data: &str,
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<crate::net::probe::ActivationStats>> {
+    use crate::data::{DataSpec, Split};
+    use std::sync::Arc;
+    let info = crate::models::lookup(model)?;
+    let spec: DataSpec = data.parse()?;
+    let ds = Arc::new(spec.load(Split::Train, Some([info.input[1], info.input[2]]))?);
+    if ds.shape != info.input {
+        return Err(Error::Config(format!(
+            "model {model} takes {:?} images but {spec} gives {:?}",
+            info.input, ds.shape
+        )));
+    }
+    let mut idx: Vec<usize> = (0..ds.len()).collect();
+    rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), &mut rng(seed));
+    idx.truncate(samples.clamp(2, 4096));
+    let prep = Arc::new(crate::data::preprocess::Preprocess::fit(Default::default(), &ds.subset(&idx))?);
+    let batch = crate::check::sanity::make_batch(&ds, &idx, &prep);
+    let mut m = crate::models::build::<f32>(model, Some(ds.classes.len()), seed)?;
+    let probe = Arc::new(crate::net::probe::Probe::default());
+    crate::net::probe::attach(&mut m.net, &probe);
+    m.forward(&batch.x, crate::Mode::Train);
+    Ok(probe.take())
+}
+
+/// A table of `model_stats`, one line per layer.
+pub fn model_table(stats: &[crate::net::probe::ActivationStats]) -> String {
+    let w = stats.iter().map(|s| s.name.len()).max().unwrap_or(5).max(5);
+    let mut out = format!("{:<w$}  {:>10} {:>10} {:>8} {:>8}  layer\n", "name", "mean", "std", "zeros", "dead");
+    for s in stats {
+        out += &format!(
+            "{:<w$}  {:>10.4} {:>10.4} {:>7.1}% {:>7.1}%  {}\n",
+            s.name,
+            s.mean,
+            s.std,
+            100.0 * s.zero_fraction,
+            100.0 * s.dead_fraction,
+            s.layer
+        );
+    }
+    out
+}
+
 /// The lecture's printout: `input layer had mean 0.000927 and std 0.998388`, then one line per hidden layer.
 pub fn lecture_lines(stats: &[LayerStats]) -> String {
     let mut s = String::new();
@@ -397,6 +446,18 @@ mod tests {
         assert!(he[3].zero_fraction > 0.4 && he[3].zero_fraction < 0.6, "half the ReLUs are off");
         let text = lecture_lines(&xavier);
         assert!(text.starts_with("input layer had mean ") && text.contains("\nhidden layer 10 had mean "));
+    }
+
+    #[test]
+    fn a_real_model_on_real_images() {
+        let s = model_stats("lenet5", "mnist:../shared/data/mnist", 64, 0).unwrap();
+        assert_eq!(s.len(), 10);
+        assert_eq!(s[0].name, "conv1");
+        // He init keeps ReLU layers alive: about half the outputs zero, no unit dead on 64 images.
+        let relu1 = s.iter().find(|a| a.name == "relu1").unwrap();
+        assert!(relu1.zero_fraction > 0.2 && relu1.zero_fraction < 0.8 && relu1.dead_fraction < 0.2, "{relu1:?}");
+        assert!(model_table(&s).lines().count() == 11);
+        assert!(model_stats("lenet5", "cifar10-bin:/nonexistent", 8, 0).is_err());
     }
 
     #[test]

@@ -8,4 +8,5 @@ pub mod sequential;
 pub use concat::Concat;
 pub use residual::Residual;
 pub use sequential::Sequential;
+pub mod probe;
 pub mod profile;

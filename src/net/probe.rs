@@ -1,0 +1,135 @@
+//! Activation statistics per layer, as a value (like the profiler): `attach` wraps every leaf layer of a network
+//! in a `Probed` layer that records, at each forward pass, its output's mean and std, the fraction of exact zeros,
+//! and the fraction of dead units (channels, or features, that are zero for every image of the batch: ReLUs that
+//! never fire).
+
+use crate::layers::{BufferVisitor, Layer, Mode, ParamVisitor};
+use crate::tensor::{Float, Tensor};
+use crate::Result;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ActivationStats {
+    /// The layer's qualified name, e.g. `stage2.block1.bn1`.
+    pub name: String,
+    pub layer: String,
+    pub mean: f64,
+    pub std: f64,
+    pub zero_fraction: f64,
+    pub dead_fraction: f64,
+}
+
+/// The statistics of the forward passes since the last `take`, in the order the layers ran.
+#[derive(Default)]
+pub struct Probe {
+    log: Mutex<Vec<ActivationStats>>,
+}
+
+impl Probe {
+    pub fn take(&self) -> Vec<ActivationStats> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Wraps every leaf layer under `net` so that its outputs are measured into `probe`.
+pub fn attach<T: Float>(net: &mut dyn Layer<T>, probe: &Arc<Probe>) {
+    net.visit_children("", &mut |name, child| {
+        let mut is_leaf = true;
+        child.visit_children("", &mut |_, _| is_leaf = false);
+        if is_leaf {
+            let inner = std::mem::replace(child, Box::new(crate::layers::Flatten));
+            *child = Box::new(Probed { inner, name: name.to_string(), probe: probe.clone() });
+        }
+    });
+}
+
+/// Mean, std, zero fraction and dead-unit fraction of `[B, C, ...]` (units are the C axis).
+pub fn measure<T: Float>(y: &Tensor<T>) -> (f64, f64, f64, f64) {
+    let v = y.data();
+    let n = v.len().max(1) as f64;
+    let f = |x: &T| <T as Float>::to_f64(*x);
+    let mean = v.iter().map(f).sum::<f64>() / n;
+    let var = v.iter().map(|x| (f(x) - mean).powi(2)).sum::<f64>() / n;
+    let zeros = v.iter().filter(|x| **x == T::zero()).count() as f64 / n;
+    let s = y.shape();
+    let (b, c) = (s[0].max(1), s.get(1).copied().unwrap_or(1).max(1));
+    let per = v.len() / (b * c).max(1);
+    let dead = (0..c)
+        .filter(|&ch| (0..b).all(|i| v[(i * c + ch) * per..(i * c + ch + 1) * per].iter().all(|x| *x == T::zero())))
+        .count() as f64
+        / c as f64;
+    (mean, var.sqrt(), zeros, dead)
+}
+
+struct Probed<T: Float> {
+    inner: Box<dyn Layer<T>>,
+    name: String,
+    probe: Arc<Probe>,
+}
+
+impl<T: Float> Layer<T> for Probed<T> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.inner.output_shape(input)
+    }
+    fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        let y = self.inner.forward(x, mode);
+        let (mean, std, zero_fraction, dead_fraction) = measure(&y);
+        let s = ActivationStats {
+            name: self.name.clone(),
+            layer: self.inner.describe(),
+            mean,
+            std,
+            zero_fraction,
+            dead_fraction,
+        };
+        self.probe.log.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        y
+    }
+    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+        self.inner.backward(x, y, dy)
+    }
+    fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {
+        self.inner.visit_params(prefix, f)
+    }
+    fn visit_buffers(&mut self, prefix: &str, f: &mut BufferVisitor<'_, T>) {
+        self.inner.visit_buffers(prefix, f)
+    }
+    fn freeze_noise(&mut self, frozen: bool) {
+        self.inner.freeze_noise(frozen)
+    }
+    fn skip_input_grad(&mut self, skip: bool) {
+        self.inner.skip_input_grad(skip)
+    }
+    fn macs(&self, input: &[usize]) -> u64 {
+        self.inner.macs(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_every_leaf_in_order_and_finds_dead_units() {
+        let mut model = crate::models::build::<f64>("lenet5", None, 0).unwrap();
+        let probe = Arc::new(Probe::default());
+        attach(&mut model.net, &probe);
+        let x = crate::check::gradcheck::random_input(&model.batch_shape(3), 1);
+        let plain = crate::models::build::<f64>("lenet5", None, 0).unwrap().forward(&x, Mode::Eval);
+        assert_eq!(model.forward(&x, Mode::Eval).data(), plain.data(), "probing changes no output");
+        let s = probe.take();
+        let names: Vec<&str> = s.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["conv1", "pool1", "conv2", "pool2", "flatten", "fc1", "relu1", "fc2", "relu2", "fc3"]);
+        assert!(s[0].zero_fraction > 0.2 && s[0].zero_fraction < 0.8, "conv1 has a fused ReLU");
+        assert_eq!(s[9].zero_fraction, 0.0);
+        assert!(probe.take().is_empty(), "take empties the log");
+        // Channel 1 is zero in every image: dead; channel 0 fires somewhere.
+        let y = Tensor::from_vec(&[2, 2, 1, 2], vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        let (mean, _, zeros, dead) = measure(&y);
+        assert_eq!((mean, zeros, dead), (0.125, 7.0 / 8.0, 0.5));
+    }
+}
