@@ -321,6 +321,10 @@ struct TrainArgs {
     /// Print one JSON object with the final figures as the last line.
     #[arg(long, help_heading = "Run")]
     json: bool,
+    /// Sample the babysitting figures (loss, rate, gradient norm, update/weight ratio per layer, activation
+    /// statistics per layer) every this many steps into RUN/monitor.jsonl; 0 turns the monitor off.
+    #[arg(long, default_value_t = 50, help_heading = "Run")]
+    monitor_every: u64,
     /// Skip the quick sanity checks at the start (initial loss, regularization, overfitting 20 examples).
     #[arg(long, help_heading = "Run")]
     no_sanity: bool,
@@ -359,12 +363,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Train(args) => {
             let (json, resume) = (args.json, args.resume.clone());
+            let monitor_every = (args.monitor_every > 0).then_some(args.monitor_every);
             let sanity = (!args.no_sanity && resume.is_none())
                 .then(|| convkit::check::sanity::SanityOptions { gradcheck: false, ..Default::default() });
             let cfg = train_config(*args)?;
             let mut callbacks = Callbacks::default();
             callbacks.push(TrainDisplay::default());
-            let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity })?;
+            let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every })?;
             print_train(&report, json)
         }
         Cmd::OptimRace { out, steps, tol, seed, json } => optim_race(out, steps, tol, seed, json),
@@ -700,6 +705,9 @@ fn print_train(report: &convkit::train::TrainReport, json: bool) -> Result<()> {
     );
     if let Some(s) = report.stopped_early {
         println!("stopped early after epoch {} (best epoch {})", s.after_epoch, s.best_epoch);
+    }
+    for d in &report.diagnosis {
+        println!("diagnosis: {d}");
     }
     if let (Some(v), Some(t)) = (report.ema_val_accuracy, report.ema_test_accuracy) {
         println!("Polyak-averaged weights: val accuracy {:.2}%, test accuracy {:.2}%", 100.0 * v, 100.0 * t);

@@ -126,3 +126,33 @@ fn divergence_in_the_first_epoch_says_no_checkpoint_was_written() {
     assert!(err.contains("No checkpoint had been written yet"), "{err}");
     assert!(!run.join("checkpoints/best").exists());
 }
+
+#[test]
+fn the_monitor_samples_every_n_steps_and_the_run_is_diagnosed() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    // 1500 images at batch 64: 24 steps an epoch; sampled at steps 0, 10, 20, 30, 40 (the count before each).
+    let opts = |resume| TrainOptions { monitor_every: Some(10), resume, ..Default::default() };
+    let rep = train(recipe(&run, 2, "lr = 0.01\n"), opts(None)).unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("monitor.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<u64> = lines.iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 11, 21, 31, 41], "steps taken after each sampled step");
+    let first = &lines[0];
+    assert_eq!(first["update_ratio"].as_object().unwrap().len(), 5, "every weight tensor of LeNet-5");
+    let acts = first["activations"].as_array().unwrap();
+    assert_eq!(acts.len(), 10, "every leaf layer, once: the sampled step's forward pass only");
+    assert!(first["grad_norm"].as_f64().unwrap() > 0.0);
+    assert!(!rep.diagnosis.is_empty());
+    // Resuming keeps the samples up to the checkpoint and goes on from there.
+    let cfg = TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    let cfg = cfg.with_overrides(&[("epochs".into(), 3.into())]).unwrap();
+    train(cfg, opts(Some(run.clone()))).unwrap();
+    let text = std::fs::read_to_string(run.join("monitor.jsonl")).unwrap();
+    let steps: Vec<u64> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [1, 11, 21, 31, 41, 51, 61, 71]);
+}

@@ -1,5 +1,6 @@
 //! Checks from the lecture's "babysitting" toolbox. Gradient checking first.
 
+pub mod diagnose;
 pub mod gradcheck;
 pub mod init_stats;
 pub mod sanity;

@@ -31,6 +31,9 @@ pub struct TrainOptions {
     /// Run the lecture's sanity checks on the training data before the first step (their report goes to the
     /// callbacks in `RunInfo::sanity` and into the report; a FAIL does not stop the run).
     pub sanity: Option<crate::check::sanity::SanityOptions>,
+    /// Sample the babysitting figures every this many steps into `RUN/monitor.jsonl` (and diagnose the run from
+    /// them at the end); None: no monitor.
+    pub monitor_every: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -59,6 +62,9 @@ pub struct TrainReport {
     /// The sanity checks run before the first step, if asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sanity: Option<crate::check::sanity::SanityReport>,
+    /// The run read in plain words (with a monitor): overfitting, a loss that exploded, layers that barely learn, ...
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnosis: Vec<String>,
     /// Set when early stopping ended the run before its last epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,
@@ -79,7 +85,7 @@ pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
     let mut run = Run::prepare(cfg, opts.resume.as_deref())?;
     run.sanity = opts.sanity.map(|o| run.sanity_checks(&o)).transpose()?;
     let mut trainer = run.trainer()?;
-    let mut cbs = run.callbacks(&mut trainer, opts.callbacks)?;
+    let mut cbs = run.callbacks(&mut trainer, opts.callbacks, opts.monitor_every)?;
     let last = trainer.fit(&run.data, &run.info(), &mut cbs)?;
     let test = run.test_set()?;
     let mut report = run.report(&trainer, last.as_ref(), &test, started)?;

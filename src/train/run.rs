@@ -3,7 +3,7 @@
 
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
-    Checkpointer, EarlyStopping, MetricsCsv, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson, RunMeta,
+    Checkpointer, EarlyStopping, MetricsCsv, Monitor, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson, RunMeta,
 };
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
@@ -125,13 +125,17 @@ impl Run {
     }
 
     /// The run's own callbacks, in the order they must run, then the caller's.
-    pub fn callbacks(&self, t: &mut Trainer, extra: Callbacks) -> Result<Callbacks> {
+    pub fn callbacks(&self, t: &mut Trainer, extra: Callbacks, monitor_every: Option<u64>) -> Result<Callbacks> {
         let ck_dir = self.dir.join("checkpoints");
         let mut cbs = Callbacks::default();
         cbs.push(NonFiniteGuard { checkpoints: ck_dir.clone() });
         cbs.push(PlateauRule);
         if let Some(d) = self.cfg.ema_decay {
             cbs.push(PolyakAveraging::new(t, d, ck_dir.clone(), self.run_meta(), self.resumed.as_ref())?);
+        }
+        if let Some(every) = monitor_every {
+            let resume_after = self.resumed.as_ref().map(|ck| ck.meta.step);
+            cbs.push(Monitor::new(self.dir.join("monitor.jsonl"), every, resume_after)?);
         }
         cbs.push(MetricsCsv::new(self.dir.join("metrics.csv"), self.resumed.as_ref().map(|_| self.start_epoch)));
         cbs.push(Checkpointer { dir: ck_dir, run: self.run_meta() });
@@ -205,6 +209,7 @@ impl Run {
             ema_test_accuracy: None,
             stopped_early: None,
             sanity: self.sanity.clone(),
+            diagnosis: Vec::new(),
             wall_seconds: started.elapsed().as_secs_f64(),
             test: Some(ev),
         })

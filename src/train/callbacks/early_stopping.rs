@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// The validation figure watched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Monitor {
+pub enum Metric {
     /// Higher is better.
     #[default]
     ValAcc,
@@ -25,7 +25,7 @@ pub enum Monitor {
 #[serde(deny_unknown_fields)]
 pub struct EarlyStoppingConfig {
     #[serde(default)]
-    pub monitor: Monitor,
+    pub monitor: Metric,
     /// Epochs without improvement before stopping.
     pub patience: usize,
     /// An improvement must beat the best so far by more than this.
@@ -73,8 +73,8 @@ impl EarlyStopping {
     /// The monitored figure, signed so that higher is better.
     fn score(&self, log: &EpochLog) -> f64 {
         match self.cfg.monitor {
-            Monitor::ValAcc => log.val.accuracy,
-            Monitor::ValLoss => -log.val.loss,
+            Metric::ValAcc => log.val.accuracy,
+            Metric::ValLoss => -log.val.loss,
         }
     }
 }

@@ -4,14 +4,16 @@
 pub mod checkpointer;
 pub mod early_stopping;
 pub mod metrics_csv;
+pub mod monitor;
 pub mod nonfinite;
 pub mod plateau;
 pub mod polyak;
 pub mod report_json;
 
 pub use checkpointer::{Checkpointer, RunMeta};
-pub use early_stopping::{EarlyStopping, Monitor};
+pub use early_stopping::{EarlyStopping, Metric};
 pub use metrics_csv::MetricsCsv;
+pub use monitor::Monitor;
 pub use nonfinite::NonFiniteGuard;
 pub use plateau::PlateauRule;
 pub use polyak::PolyakAveraging;
