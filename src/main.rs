@@ -145,6 +145,39 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The learning-rate range test: train a fresh model while the rate grows exponentially, one step per rate,
+    /// until the loss climbs; suggest a tenth of the rate at the smoothed loss's minimum, and plot loss vs rate.
+    ///
+    /// Example: convkit lr-find --config recipes/resnet20-cifar10.toml --plot lr.png
+    LrFind {
+        /// A recipe (TOML): its model, data, batch size, augmentation, optimizer and weight decay are used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A registered model (with --data, instead of a recipe).
+        #[arg(long)]
+        model: Option<String>,
+        /// KIND:PATH (with --model).
+        #[arg(long)]
+        data: Option<String>,
+        /// Any recipe key, KEY=VALUE (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// The first rate.
+        #[arg(long, default_value_t = 1e-6)]
+        start: f64,
+        /// The last rate, if the loss has not climbed before.
+        #[arg(long, default_value_t = 10.0)]
+        end: f64,
+        /// Steps at most, one rate each.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Draw loss against rate to this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Print one JSON object (rates, losses, smoothed, suggestion).
+        #[arg(long)]
+        json: bool,
+    },
     /// List the registered models.
     Models,
     /// All ImageNet models side by side: parameters, operations, memory per image, published top-1; with
@@ -410,6 +443,34 @@ fn run(cli: Cli) -> Result<()> {
             }
             if !rep.passed() {
                 bail!("a sanity check failed (see above)");
+            }
+            Ok(())
+        }
+        Cmd::LrFind { config, model, data, sets, start, end, steps, plot, json } => {
+            let base = base_recipe(config.as_deref(), None, model.as_deref(), data.as_deref())?;
+            let sets: Vec<_> = sets.iter().map(|s| parse_set(s)).collect::<convkit::Result<_>>()?;
+            let cfg = base.with_overrides(&sets)?;
+            let o = convkit::check::lr_find::LrFindOptions { start, end, steps, ..Default::default() };
+            let r = spinner(format!("range test of {} from {start:e} to {end:e}", cfg.model), || {
+                convkit::check::lr_find::run(&cfg, &o)
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} steps from {:.1e} to {:.1e}: smoothed loss lowest at {:.2e}; suggested rate {:.2e} (a tenth of it; \
+                     steepest descent at {:.2e})",
+                    r.rates.len(),
+                    r.rates[0],
+                    r.rates.last().copied().unwrap_or(start),
+                    r.rate_at_min,
+                    r.suggestion,
+                    r.steepest
+                );
+            }
+            if let Some(p) = plot {
+                convkit::check::lr_find::plot(&r, &p, font().as_deref())?;
+                eprintln!("wrote {}", p.display());
             }
             Ok(())
         }

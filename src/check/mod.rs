@@ -3,5 +3,6 @@
 pub mod diagnose;
 pub mod gradcheck;
 pub mod init_stats;
+pub mod lr_find;
 pub mod sanity;
 pub mod targets;
