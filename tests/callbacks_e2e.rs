@@ -156,3 +156,14 @@ fn the_monitor_samples_every_n_steps_and_the_run_is_diagnosed() {
         text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, [1, 11, 21, 31, 41, 51, 61, 71]);
 }
+
+#[cfg(feature = "plot")]
+#[test]
+fn curves_png_is_redrawn_every_epoch() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    train(recipe(&run, 2, "lr = 0.01\n"), TrainOptions::default()).unwrap();
+    let img = image::open(run.join("curves.png")).expect("a PNG");
+    assert_eq!((img.width(), img.height()), (1500, 450));
+    assert!(!run.join("curves.tmp.png").exists(), "swapped into place");
+}

@@ -138,6 +138,8 @@ impl Run {
             cbs.push(Monitor::new(self.dir.join("monitor.jsonl"), every, resume_after)?);
         }
         cbs.push(MetricsCsv::new(self.dir.join("metrics.csv"), self.resumed.as_ref().map(|_| self.start_epoch)));
+        #[cfg(feature = "plot")]
+        cbs.push(super::callbacks::curves::Curves::new(self.dir.join("metrics.csv"), self.dir.join("curves.png")));
         cbs.push(Checkpointer { dir: ck_dir, run: self.run_meta() });
         if let Some(es) = &self.cfg.early_stopping {
             cbs.push(EarlyStopping::new(es.clone()));

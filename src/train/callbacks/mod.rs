@@ -2,6 +2,8 @@
 //! epoch lines) beside them.
 
 pub mod checkpointer;
+#[cfg(feature = "plot")]
+pub mod curves;
 pub mod early_stopping;
 pub mod metrics_csv;
 pub mod monitor;
