@@ -20,6 +20,8 @@ pub mod plot;
 pub mod predict;
 pub mod race;
 pub mod regularize;
+#[cfg(feature = "plot")]
+pub mod report;
 pub mod schedule;
 pub mod summary;
 pub mod tensor;

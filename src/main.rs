@@ -178,6 +178,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a run's report.html: one self-contained page (no network) with its figures, curves, update/weight
+    /// ratios, activations, sanity checks, diagnosis, test confusion matrix, model summary and recipe. `train`
+    /// writes it after every epoch.
+    Report {
+        /// The run folder.
+        run: PathBuf,
+    },
     /// List the registered models.
     Models,
     /// All ImageNet models side by side: parameters, operations, memory per image, published top-1; with
@@ -472,6 +479,11 @@ fn run(cli: Cli) -> Result<()> {
                 convkit::check::lr_find::plot(&r, &p, font().as_deref())?;
                 eprintln!("wrote {}", p.display());
             }
+            Ok(())
+        }
+        Cmd::Report { run } => {
+            let path = convkit::report::write(&run)?;
+            println!("wrote {}", path.display());
             Ok(())
         }
         Cmd::Models => {

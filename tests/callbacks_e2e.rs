@@ -167,3 +167,34 @@ fn curves_png_is_redrawn_every_epoch() {
     assert_eq!((img.width(), img.height()), (1500, 450));
     assert!(!run.join("curves.tmp.png").exists(), "swapped into place");
 }
+
+#[cfg(feature = "plot")]
+#[test]
+fn report_html_is_one_self_contained_page_with_every_section() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let sanity = Some(convkit::check::sanity::SanityOptions { gradcheck: false, ..Default::default() });
+    let opts = TrainOptions { monitor_every: Some(10), sanity, ..Default::default() };
+    train(recipe(&run, 2, "lr = 0.01\n"), opts).unwrap();
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for section in [
+        "id=\"figures\"",
+        "id=\"curves\"",
+        "id=\"ratios\"",
+        "id=\"activations\"",
+        "id=\"sanity\"",
+        "id=\"diagnosis\"",
+        "id=\"confusion\"",
+        "id=\"model\"",
+        "id=\"recipe\"",
+    ] {
+        assert!(html.contains(section), "missing {section}");
+    }
+    assert!(html.matches("<svg").count() >= 3, "inline charts");
+    assert!(!html.contains("src=") && !html.contains("href="), "nothing fetched from elsewhere");
+    assert!(!run.join("report.html.tmp").exists());
+    // `convkit report` rebuilds the same page from the run's files.
+    std::fs::remove_file(run.join("report.html")).unwrap();
+    convkit::report::write(&run).unwrap();
+    assert_eq!(std::fs::read_to_string(run.join("report.html")).unwrap(), html);
+}

@@ -66,17 +66,21 @@ fn gap(epochs: &[EpochLog]) -> Option<String> {
 }
 
 /// Median update/weight ratio per weight over the first epoch's samples (later, a decaying schedule lowers it on
-/// purpose); the layers outside the band, three at most each way.
+/// purpose), leaving out the very first step, whose gradients from a fresh init are large by nature; the layers
+/// outside the band, three at most each way.
 fn update_ratios(samples: &[Sample], epochs: &[EpochLog]) -> Vec<String> {
     let Some(first) = samples.first() else { return Vec::new() };
-    let early: Vec<&Sample> = samples.iter().filter(|s| s.epoch == first.epoch).collect();
+    let mut early: Vec<&Sample> = samples.iter().filter(|s| s.epoch == first.epoch).collect();
+    if early.len() > 1 {
+        early.remove(0);
+    }
     let mut medians: Vec<(String, f64)> = first
         .update_ratio
         .keys()
-        .map(|k| {
+        .filter_map(|k| {
             let mut v: Vec<f64> = early.iter().filter_map(|s| s.update_ratio.get(k).copied()).collect();
             v.sort_by(f64::total_cmp);
-            (k.clone(), v[v.len() / 2])
+            Some((k.clone(), *v.get(v.len().checked_sub(1)? / 2)?))
         })
         .collect();
     medians.sort_by(|a, b| a.1.total_cmp(&b.1));

@@ -145,6 +145,8 @@ impl Run {
             cbs.push(EarlyStopping::new(es.clone()));
         }
         cbs.push(ReportJson { path: self.dir.join("report.json") });
+        #[cfg(feature = "plot")]
+        cbs.push(crate::report::HtmlReport::new(self.dir.clone()));
         cbs.0.extend(extra.0);
         Ok(cbs)
     }

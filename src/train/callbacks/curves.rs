@@ -56,9 +56,43 @@ pub fn draw(metrics: &Path, png: &Path) -> Result<()> {
     }
     crate::plot::register_font(None)?;
     let tmp = png.with_extension("tmp.png"); // plotters picks the format from the extension
-    let err = |x: &dyn std::fmt::Display| Error::file(&tmp, format!("cannot draw: {x}"));
     {
         let root = BitMapBackend::new(&tmp, (1500, 450)).into_drawing_area();
+        panels(&root, &rows).map_err(|e| Error::file(&tmp, format!("cannot draw: {e}")))?;
+    }
+    std::fs::rename(&tmp, png).map_err(|e| Error::file(png, format!("cannot move into place: {e}")))
+}
+
+/// The same picture as SVG text (for the HTML report).
+pub fn svg(metrics: &Path) -> Result<String> {
+    use plotters::prelude::*;
+    let rows = rows(metrics)?;
+    crate::plot::register_font(None)?;
+    let mut out = String::new();
+    if !rows.is_empty() {
+        let root = SVGBackend::with_string(&mut out, (1500, 450)).into_drawing_area();
+        panels(&root, &rows).map_err(|e| Error::file(metrics, format!("cannot draw: {e}")))?;
+    }
+    Ok(out)
+}
+
+/// Epochs are whole numbers: ticks between them get no label.
+fn whole(x: &f64) -> String {
+    if x.fract().abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
+/// Loss, accuracy (gap shaded) and rate, side by side, on any plotters backend.
+fn panels<DB: plotters::prelude::DrawingBackend>(
+    root: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Row],
+) -> std::result::Result<(), String> {
+    use plotters::prelude::*;
+    let err = |x: &dyn std::fmt::Display| x.to_string();
+    {
         root.fill(&WHITE).map_err(|x| err(&x))?;
         let panels = root.split_evenly((1, 3));
         let epochs = (0.5, rows.last().map_or(1.0, |r| r.0) + 0.5);
@@ -76,7 +110,7 @@ pub fn draw(metrics: &Path, png: &Path) -> Result<()> {
             .map_err(|x| err(&x))?;
         c.configure_mesh()
             .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&whole)
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(|x| err(&x))?;
@@ -101,7 +135,7 @@ pub fn draw(metrics: &Path, png: &Path) -> Result<()> {
             .map_err(|x| err(&x))?;
         c.configure_mesh()
             .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&whole)
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(|x| err(&x))?;
@@ -130,7 +164,7 @@ pub fn draw(metrics: &Path, png: &Path) -> Result<()> {
             .map_err(|x| err(&x))?;
         c.configure_mesh()
             .x_desc("epoch")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&whole)
             .y_label_formatter(&|y| format!("{y:.0e}"))
             .label_style(("sans-serif", 13))
             .draw()
@@ -138,5 +172,5 @@ pub fn draw(metrics: &Path, png: &Path) -> Result<()> {
         c.draw_series(LineSeries::new(lr.iter().copied(), BLACK.stroke_width(2))).map_err(|x| err(&x))?;
         root.present().map_err(|x| err(&x))?;
     }
-    std::fs::rename(&tmp, png).map_err(|e| Error::file(png, format!("cannot move into place: {e}")))
+    Ok(())
 }
