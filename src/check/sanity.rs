@@ -104,6 +104,13 @@ pub fn run(cfg: &TrainConfig, opts: &SanityOptions) -> Result<SanityReport> {
 
 /// The checks on `ds`'s images `train` (a run's training indices).
 pub fn run_on(cfg: &TrainConfig, ds: &Arc<Dataset>, train: &[usize], opts: &SanityOptions) -> Result<SanityReport> {
+    if train.len() < 2 || opts.overfit_examples < 2 {
+        return Err(Error::Config(format!(
+            "the sanity checks need at least 2 training images and 2 examples to overfit ({} and {} given)",
+            train.len(),
+            opts.overfit_examples
+        )));
+    }
     let mut idx = train.to_vec();
     rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), &mut rng(cfg.seed ^ 0x5a17));
     let prep = Arc::new(Preprocess::fit(cfg.preprocess, &ds.subset(&idx[..idx.len().min(1000)]))?);

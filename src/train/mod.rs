@@ -83,7 +83,13 @@ pub struct StoppedEarly {
 pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
     let started = Instant::now();
     let mut run = Run::prepare(cfg, opts.resume.as_deref())?;
-    run.sanity = opts.sanity.map(|o| run.sanity_checks(&o)).transpose()?;
+    run.sanity = opts.sanity.and_then(|o| match run.sanity_checks(&o) {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::warn!("sanity checks skipped: {e}");
+            None
+        }
+    });
     let mut trainer = run.trainer()?;
     let mut cbs = run.callbacks(&mut trainer, opts.callbacks, opts.monitor_every)?;
     let last = trainer.fit(&run.data, &run.info(), &mut cbs)?;

@@ -155,6 +155,9 @@ fn panels<DB: plotters::prelude::DrawingBackend>(
             .map_err(|x| err(&x))?;
         let lr = series(|r| r.5);
         let (lr_lo, lr_hi) = lr.iter().fold((f64::INFINITY, 0f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        // No finite, positive rate (an epoch without a step): a fixed decade, not an infinite axis.
+        let (lr_lo, lr_hi) =
+            if lr_lo.is_finite() && lr_lo > 0.0 && lr_hi >= lr_lo { (lr_lo, lr_hi) } else { (1e-2, 1e-2) };
         let mut c = ChartBuilder::on(&panels[2])
             .caption("learning rate (at each epoch's end)", ("sans-serif", 20))
             .margin(12)
@@ -173,4 +176,22 @@ fn panels<DB: plotters::prelude::DrawingBackend>(
         root.present().map_err(|x| err(&x))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_epoch_without_a_step_still_draws() {
+        // metrics.csv after an epoch with no step: the rate is NaN. The rate axis once became inf..2e-12 and the
+        // drawing never finished.
+        let d = tempfile::tempdir().unwrap();
+        let csv = d.path().join("metrics.csv");
+        std::fs::write(
+            &csv,
+            format!("{}\n1,0,0.000000,0.000000,2.302585,0.100000,NaN,0.10,,\n", super::super::metrics_csv::HEADER),
+        )
+        .unwrap();
+        super::draw(&csv, &d.path().join("curves.png")).unwrap();
+        assert!(d.path().join("curves.png").exists());
+    }
 }
