@@ -126,18 +126,8 @@ enum Cmd {
     ///
     /// Example: convkit sanity --config recipes/lenet5-mnist.toml
     Sanity {
-        /// A recipe (TOML); see recipes/.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// A registered model (with --data, instead of a recipe).
-        #[arg(long)]
-        model: Option<String>,
-        /// KIND:PATH (with --model).
-        #[arg(long)]
-        data: Option<String>,
-        /// Any recipe key, KEY=VALUE (repeatable), e.g. --set lr=0.001.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
+        #[command(flatten)]
+        recipe: RecipeArgs,
         /// Skip the whole-network gradient check (f64; seconds for a ResNet).
         #[arg(long)]
         no_gradcheck: bool,
@@ -150,18 +140,9 @@ enum Cmd {
     ///
     /// Example: convkit lr-find --config recipes/resnet20-cifar10.toml --plot lr.png
     LrFind {
-        /// A recipe (TOML): its model, data, batch size, augmentation, optimizer and weight decay are used.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// A registered model (with --data, instead of a recipe).
-        #[arg(long)]
-        model: Option<String>,
-        /// KIND:PATH (with --model).
-        #[arg(long)]
-        data: Option<String>,
-        /// Any recipe key, KEY=VALUE (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
+        /// The recipe: its model, data, batch size, augmentation, optimizer and weight decay are used.
+        #[command(flatten)]
+        recipe: RecipeArgs,
         /// The first rate.
         #[arg(long, default_value_t = 1e-6)]
         start: f64,
@@ -374,6 +355,31 @@ struct TrainArgs {
     sets: Vec<String>,
 }
 
+/// A recipe for the commands that study one (sanity, lr-find): a file or --model with --data, and --set overrides.
+#[derive(clap::Args)]
+struct RecipeArgs {
+    /// A recipe (TOML); see recipes/.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A registered model (with --data, instead of a recipe).
+    #[arg(long)]
+    model: Option<String>,
+    /// KIND:PATH (with --model).
+    #[arg(long)]
+    data: Option<String>,
+    /// Any recipe key, KEY=VALUE (repeatable), e.g. --set lr=0.001.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+impl RecipeArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let base = base_recipe(self.config.as_deref(), None, self.model.as_deref(), self.data.as_deref())?;
+        let sets: Vec<_> = self.sets.iter().map(|s| parse_set(s)).collect::<convkit::Result<_>>()?;
+        Ok(base.with_overrides(&sets)?)
+    }
+}
+
 fn main() -> std::process::ExitCode {
     // The library's notes and warnings (a data path resolved elsewhere, undecodable images skipped), one line each.
     tracing_subscriber::fmt()
@@ -435,10 +441,8 @@ fn run(cli: Cli) -> Result<()> {
             let e = convkit::check::init_stats::Experiment { activation, init, layers, width, samples, seed };
             init_stats(&e, plot, json)
         }
-        Cmd::Sanity { config, model, data, sets, no_gradcheck, json } => {
-            let base = base_recipe(config.as_deref(), None, model.as_deref(), data.as_deref())?;
-            let sets: Vec<_> = sets.iter().map(|s| parse_set(s)).collect::<convkit::Result<_>>()?;
-            let cfg = base.with_overrides(&sets)?;
+        Cmd::Sanity { recipe, no_gradcheck, json } => {
+            let cfg = recipe.config()?;
             let opts = convkit::check::sanity::SanityOptions { gradcheck: !no_gradcheck, ..Default::default() };
             let rep = spinner(format!("sanity checks of {} on {}", cfg.model, cfg.data), || {
                 convkit::check::sanity::run(&cfg, &opts)
@@ -453,10 +457,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::LrFind { config, model, data, sets, start, end, steps, plot, json } => {
-            let base = base_recipe(config.as_deref(), None, model.as_deref(), data.as_deref())?;
-            let sets: Vec<_> = sets.iter().map(|s| parse_set(s)).collect::<convkit::Result<_>>()?;
-            let cfg = base.with_overrides(&sets)?;
+        Cmd::LrFind { recipe, start, end, steps, plot, json } => {
+            let cfg = recipe.config()?;
             let o = convkit::check::lr_find::LrFindOptions { start, end, steps, ..Default::default() };
             let r = spinner(format!("range test of {} from {start:e} to {end:e}", cfg.model), || {
                 convkit::check::lr_find::run(&cfg, &o)

@@ -10,3 +10,19 @@ pub use residual::Residual;
 pub use sequential::Sequential;
 pub mod probe;
 pub mod profile;
+
+/// Replaces every leaf layer under `net` (a layer with no children) by `wrap(qualified name, leaf)`: how the
+/// profiler and the activation probe put themselves around each layer without the layers knowing.
+pub fn wrap_leaves<T: crate::tensor::Float>(
+    net: &mut dyn crate::layers::Layer<T>,
+    wrap: &mut dyn FnMut(&str, Box<dyn crate::layers::Layer<T>>) -> Box<dyn crate::layers::Layer<T>>,
+) {
+    net.visit_children("", &mut |name, child| {
+        let mut is_leaf = true;
+        child.visit_children("", &mut |_, _| is_leaf = false);
+        if is_leaf {
+            let inner = std::mem::replace(child, Box::new(crate::layers::Flatten));
+            *child = wrap(name, inner);
+        }
+    });
+}

@@ -45,13 +45,8 @@ impl Probe {
 
 /// Wraps every leaf layer under `net` so that its outputs are measured into `probe`.
 pub fn attach<T: Float>(net: &mut dyn Layer<T>, probe: &Arc<Probe>) {
-    net.visit_children("", &mut |name, child| {
-        let mut is_leaf = true;
-        child.visit_children("", &mut |_, _| is_leaf = false);
-        if is_leaf {
-            let inner = std::mem::replace(child, Box::new(crate::layers::Flatten));
-            *child = Box::new(Probed { inner, name: name.to_string(), probe: probe.clone() });
-        }
+    super::wrap_leaves(net, &mut |name, inner| {
+        Box::new(Probed { inner, name: name.to_string(), probe: probe.clone() })
     });
 }
 

@@ -49,14 +49,9 @@ impl Profiler {
 
 /// Wraps every leaf layer under `net` so that it reports its time to `profiler`.
 pub fn attach<T: Float>(net: &mut dyn Layer<T>, profiler: &Arc<Profiler>) {
-    net.visit_children("", &mut |_, child| {
-        let mut is_leaf = true;
-        child.visit_children("", &mut |_, _| is_leaf = false);
-        if is_leaf {
-            let inner = std::mem::replace(child, Box::new(crate::layers::Flatten));
-            let key = inner.describe();
-            *child = Box::new(Timed { inner, key, profiler: profiler.clone() });
-        }
+    super::wrap_leaves(net, &mut |_, inner| {
+        let key = inner.describe();
+        Box::new(Timed { inner, key, profiler: profiler.clone() })
     });
 }
 
