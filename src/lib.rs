@@ -25,6 +25,7 @@ pub mod report;
 pub mod schedule;
 pub mod summary;
 pub mod tensor;
+pub mod tensorboard;
 pub mod train;
 pub mod zoo;
 

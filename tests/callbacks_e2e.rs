@@ -198,3 +198,52 @@ fn report_html_is_one_self_contained_page_with_every_section() {
     convkit::report::write(&run).unwrap();
     assert_eq!(std::fs::read_to_string(run.join("report.html")).unwrap(), html);
 }
+
+/// `(epoch, value)` of one TensorBoard tag.
+fn tb(run: &Path, tag: &str) -> Vec<(i64, f32)> {
+    let all = convkit::tensorboard::scalars(&run.join("tb")).unwrap();
+    all.into_iter().filter(|s| s.0 == tag).map(|s| (s.1, s.2)).collect()
+}
+
+/// metrics.csv's column `col` as `(epoch, value)`.
+fn csv(run: &Path, col: &str) -> Vec<(i64, f64)> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let i = header.iter().position(|h| *h == col).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .map(|f| (f[0].parse().unwrap(), f[i].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn tensorboard_files_read_back_equal_metrics_csv_also_after_resuming() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let check = |epochs: usize| {
+        for col in ["step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"] {
+            let (from_tb, from_csv) = (tb(&run, &format!("epoch/{col}")), csv(&run, col));
+            assert_eq!(from_tb.len(), epochs, "{col}: one point an epoch");
+            for ((e1, a), (e2, b)) in from_tb.iter().zip(&from_csv) {
+                assert_eq!(e1, e2);
+                // metrics.csv keeps seconds to two decimals, the rest to six digits.
+                let tol = if col == "seconds" { 0.005 } else { 1e-5 * b.abs().max(1.0) };
+                assert!((*a as f64 - b).abs() <= tol, "{col} epoch {e1}: {a} vs {b}");
+            }
+        }
+        // One loss an optimizer step (24 an epoch), steps numbered from 1 without repeats.
+        let steps: Vec<i64> = tb(&run, "step/loss").iter().map(|s| s.0).collect();
+        assert_eq!(steps, (1..=24 * epochs as i64).collect::<Vec<_>>());
+        assert_eq!(convkit::tensorboard::files(&run.join("tb")).len(), 1);
+    };
+    train(recipe(&run, 2, "lr = 0.01\n"), TrainOptions::default()).unwrap();
+    check(2);
+    let hist = convkit::tensorboard::read(&convkit::tensorboard::files(&run.join("tb"))[0]).unwrap();
+    let weights = hist.iter().flat_map(|e| e.summary.iter().flat_map(|s| &s.value)).filter(|v| v.histo.is_some());
+    assert_eq!(weights.count(), 2 * 5, "a histogram of each of LeNet-5's five weights every epoch");
+    let cfg = TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    let cfg = cfg.with_overrides(&[("epochs".into(), 3.into())]).unwrap();
+    train(cfg, TrainOptions { resume: Some(run.clone()), ..Default::default() }).unwrap();
+    check(3);
+}

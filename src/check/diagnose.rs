@@ -33,12 +33,17 @@ fn loss_shape(samples: &[Sample], epochs: &[EpochLog]) -> Option<String> {
         ));
     }
     let epoch1: Vec<&Sample> = samples.iter().filter(|s| s.epoch == first.epoch).collect();
-    let end = epoch1.last()?;
+    // With one sample in the first epoch (few steps, or a sparse monitor) the epoch's mean training loss stands
+    // in for where the loss got to.
+    let end = match epoch1.len() {
+        0 | 1 => epochs.iter().find(|e| e.epoch == first.epoch)?.train_loss,
+        _ => epoch1.last()?.loss_smooth,
+    };
     let trained_on = epochs.len() > 1 || epoch1.len() >= 4;
-    (trained_on && end.loss_smooth > 0.95 * first.loss).then(|| {
+    (trained_on && end > 0.95 * first.loss).then(|| {
         format!(
             "the loss barely moved in the first epoch ({:.3} -> {:.3}): the learning rate ({:.1e}) is probably too low",
-            first.loss, end.loss_smooth, first.lr
+            first.loss, end, first.lr
         )
     })
 }
@@ -180,6 +185,10 @@ mod tests {
         let flat: Vec<Sample> = (0..5).map(|i| sample(i * 10, 1, 2.3, 2.3, 1e-6, 0.0)).collect();
         let d = diagnose(&[epoch(1, 0.1, 0.1), epoch(2, 0.1, 0.1)], &flat).join("\n");
         assert!(d.contains("barely moved") && d.contains("underfitting") && d.contains("below 1e-4"), "{d}");
+        // One sample in the first epoch: the epoch's mean loss (1.0 in `epoch`) says whether it moved.
+        let sparse = [sample(0, 1, 4.7, 4.7, 1e-3, 0.0), sample(32, 2, 0.5, 0.5, 1e-3, 0.0)];
+        let d = diagnose(&[epoch(1, 0.9, 0.89), epoch(2, 0.95, 0.94)], &sparse).join("\n");
+        assert!(!d.contains("barely moved"), "{d}");
         let d = diagnose(&[epoch(1, 0.99, 0.80)], &healthy).join("\n");
         assert!(d.contains("overfitting"), "{d}");
         let d = diagnose(&[epoch(1, 0.9, 0.89)], &[sample(0, 1, 2.3, 2.3, 0.05, 0.9)]).join("\n");

@@ -3,7 +3,8 @@
 
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
-    Checkpointer, EarlyStopping, MetricsCsv, Monitor, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson, RunMeta,
+    Checkpointer, EarlyStopping, MetricsCsv, Monitor, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson,
+    RunMeta, TensorBoard,
 };
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
@@ -138,6 +139,8 @@ impl Run {
             cbs.push(Monitor::new(self.dir.join("monitor.jsonl"), every, resume_after)?);
         }
         cbs.push(MetricsCsv::new(self.dir.join("metrics.csv"), self.resumed.as_ref().map(|_| self.start_epoch)));
+        let tb_resume = self.resumed.as_ref().map(|ck| (self.start_epoch, ck.meta.step));
+        cbs.push(TensorBoard::new(self.dir.join("tb"), tb_resume));
         #[cfg(feature = "plot")]
         cbs.push(super::callbacks::curves::Curves::new(self.dir.join("metrics.csv"), self.dir.join("curves.png")));
         cbs.push(Checkpointer { dir: ck_dir, run: self.run_meta() });

@@ -11,6 +11,7 @@ pub mod nonfinite;
 pub mod plateau;
 pub mod polyak;
 pub mod report_json;
+pub mod tensorboard;
 
 pub use checkpointer::{Checkpointer, RunMeta};
 pub use early_stopping::{EarlyStopping, Metric};
@@ -20,3 +21,4 @@ pub use nonfinite::NonFiniteGuard;
 pub use plateau::PlateauRule;
 pub use polyak::PolyakAveraging;
 pub use report_json::ReportJson;
+pub use tensorboard::TensorBoard;
