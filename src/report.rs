@@ -1,7 +1,8 @@
-//! `RUN/report.html`: one self-contained page (inline SVG, no network) built from the files a run leaves:
-//! the figures, the curves (loss, accuracy with the gap shaded, rate), each weight's update/weight ratio over the
-//! steps, each layer's activations at the last sample, the sanity checks, the diagnosis, the test confusion
-//! matrix, the model summary and the resolved recipe. Rewritten after every epoch; `convkit report RUN` rebuilds it.
+//! `RUN/report.html`: one self-contained page (inline SVG and data-URI images, no network) built from the files a
+//! run leaves: the figures, the curves (loss, accuracy with the gap shaded, rate), each weight's update/weight
+//! ratio over the steps, each layer's activations (table and histograms) at the last sample, the sanity checks,
+//! the diagnosis, the test confusion matrix, a grid of misclassified validation images, the model summary and the
+//! resolved recipe. Rewritten after every epoch; `convkit report RUN` rebuilds it.
 
 use crate::train::callback::{Callback, EpochLog};
 use crate::train::trainer::{TestSet, Trainer};
@@ -40,8 +41,10 @@ fn page(run: &Path) -> Result<String> {
     h += &crate::train::callbacks::curves::svg(&run.join("metrics.csv"))?;
     h += &ratios(&samples)?;
     h += &activations(&samples);
+    h += &activation_histograms(samples.last())?;
     h += &checks(report.as_ref());
     h += &confusion(report.as_ref());
+    h += &misclassified(&run.join("misclassified.json"));
     h += &summary(&cfg)?;
     let _ = write!(h, "<h2 id=\"recipe\">Recipe (config.toml)</h2><pre>{}</pre>", esc(&cfg.to_toml()));
     h += "</body></html>\n";
@@ -149,6 +152,56 @@ fn activations(samples: &[Value]) -> String {
     h + "</table>"
 }
 
+/// Each layer's histogram of output values at the last sample, side by side as in the lecture's figure.
+fn activation_histograms(last: Option<&Value>) -> Result<String> {
+    use plotters::prelude::*;
+    let layers: Vec<&Value> = last
+        .and_then(|l| l["activations"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|a| a["histogram"].as_array().is_some_and(|h| !h.is_empty()))
+        .collect();
+    if layers.is_empty() {
+        return Ok(String::new());
+    }
+    const COLS: usize = 6;
+    let rows = layers.len().div_ceil(COLS);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (COLS as u32 * 250, rows as u32 * 150)).into_drawing_area();
+        let err = |x: &dyn std::fmt::Display| Error::Config(format!("activation histograms: {x}"));
+        root.fill(&WHITE).map_err(|x| err(&x))?;
+        for (area, a) in root.split_evenly((rows, COLS)).iter().zip(&layers) {
+            let counts: Vec<f64> = a["histogram"].as_array().into_iter().flatten().filter_map(|c| c.as_f64()).collect();
+            let (lo, hi) = (a["lo"].as_f64().unwrap_or(0.0), a["hi"].as_f64().unwrap_or(0.0));
+            let hi = if hi > lo { hi } else { lo + 1e-6 };
+            let peak = counts.iter().cloned().fold(1.0, f64::max);
+            let w = (hi - lo) / counts.len() as f64;
+            let mut c = ChartBuilder::on(area)
+                .caption(a["name"].as_str().unwrap_or("?"), ("sans-serif", 14))
+                .margin(6)
+                .x_label_area_size(22)
+                .build_cartesian_2d(lo..hi, 0.0..peak * 1.05)
+                .map_err(|x| err(&x))?;
+            c.configure_mesh()
+                .disable_y_mesh()
+                .disable_y_axis()
+                .x_labels(3)
+                .x_label_formatter(&|x| format!("{x:.2}"))
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(|x| err(&x))?;
+            c.draw_series(counts.iter().enumerate().map(|(i, &n)| {
+                let x0 = lo + i as f64 * w;
+                Rectangle::new([(x0, 0.0), (x0 + w, n)], BLUE.mix(0.6).filled())
+            }))
+            .map_err(|x| err(&x))?;
+        }
+        root.present().map_err(|x| err(&x))?;
+    }
+    Ok(format!("<h3 id=\"histograms\">Activation histograms</h3><p>Each layer's output values, same step.</p>{svg}"))
+}
+
 fn checks(r: Option<&Value>) -> String {
     let Some(r) = r else { return String::new() };
     let mut h = String::new();
@@ -198,6 +251,36 @@ fn confusion(r: Option<&Value>) -> String {
         let _ = write!(h, "<td>{}</td></tr>", pct(&per[i]["accuracy"]));
     }
     h + "</table>"
+}
+
+/// The validation images the model got wrong at the last epoch, with predicted and true labels.
+fn misclassified(path: &Path) -> String {
+    use crate::train::callbacks::misclassified::Misclassified;
+    let Some(m) = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<Misclassified>(&t).ok())
+    else {
+        return String::new();
+    };
+    let mut h = format!(
+        "<h2 id=\"misclassified\">Misclassified validation images</h2><p>Epoch {}: the first {} wrong of {} \
+         validation images looked at.</p><div style=\"display:flex;flex-wrap:wrap;gap:8px\">",
+        m.epoch,
+        m.mistakes.len(),
+        m.scanned
+    );
+    for x in &m.mistakes {
+        let _ = write!(
+            h,
+            "<figure style=\"margin:0;width:104px;font-size:12px\"><img width=\"96\" height=\"96\" \
+             style=\"image-rendering:pixelated\" alt=\"validation image {}\" src=\"data:image/png;base64,{}\">\
+             <figcaption><b class=\"fail\">{}</b> ({:.0}%)<br>true: {}</figcaption></figure>",
+            x.index,
+            x.png_base64,
+            esc(&x.predicted),
+            100.0 * x.probability,
+            esc(&x.truth)
+        );
+    }
+    h + "</div>"
 }
 
 /// The model's per-layer accounting.

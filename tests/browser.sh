@@ -26,14 +26,16 @@ failed=0
 if grep -E "CONSOLE|Uncaught" "$out/console.log"; then
   echo "browser test: the page logged to the console (above)"; failed=1
 fi
-for id in figures curves ratios activations sanity diagnosis confusion model recipe; do
+for id in figures curves ratios activations histograms sanity diagnosis confusion misclassified model recipe; do
   grep -q "id=\"$id\"" "$out/dom.html" || { echo "browser test: section '$id' missing"; failed=1; }
 done
 charts=$(grep -o "<svg" "$out/dom.html" | wc -l)
-[ "$charts" -ge 3 ] || { echo "browser test: $charts charts rendered, expected at least 3"; failed=1; }
+[ "$charts" -ge 4 ] || { echo "browser test: $charts charts rendered, expected at least 4"; failed=1; }
+images=$(grep -o '<img[^>]*src="data:image/png;base64,[A-Za-z0-9+/=]\{40,\}"' "$out/dom.html" | wc -l)
+[ "$images" -ge 1 ] || { echo "browser test: no misclassified image in the page"; failed=1; }
 [ -s "$out/report.png" ] || { echo "browser test: no screenshot"; failed=1; }
 if [ "$failed" = 0 ]; then
-  echo "browser test: report.html rendered with every section and $charts charts; screenshot $out/report.png"
+  echo "browser test: report.html rendered with every section, $charts charts and $images images; screenshot $out/report.png"
   echo "browser: 1 passed, 0 failed"
 else
   echo "browser: 0 passed, 1 failed"

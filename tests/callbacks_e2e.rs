@@ -182,6 +182,8 @@ fn report_html_is_one_self_contained_page_with_every_section() {
         "id=\"curves\"",
         "id=\"ratios\"",
         "id=\"activations\"",
+        "id=\"histograms\"",
+        "id=\"misclassified\"",
         "id=\"sanity\"",
         "id=\"diagnosis\"",
         "id=\"confusion\"",
@@ -190,8 +192,11 @@ fn report_html_is_one_self_contained_page_with_every_section() {
     ] {
         assert!(html.contains(section), "missing {section}");
     }
-    assert!(html.matches("<svg").count() >= 3, "inline charts");
-    assert!(!html.contains("src=") && !html.contains("href="), "nothing fetched from elsewhere");
+    assert!(html.matches("<svg").count() >= 4, "inline charts");
+    // Images are inline (data URIs): nothing is fetched from elsewhere.
+    assert!(html.matches("src=").count() == html.matches("src=\"data:image/png;base64,").count());
+    assert!(html.matches("<img").count() >= 10, "misclassified images: LeNet-5 after two short epochs errs often");
+    assert!(!html.contains("href="));
     assert!(!run.join("report.html.tmp").exists());
     // `convkit report` rebuilds the same page from the run's files.
     std::fs::remove_file(run.join("report.html")).unwrap();

@@ -157,6 +157,9 @@ mod tests {
             std: 1.0,
             zero_fraction: dead,
             dead_fraction: dead,
+            lo: 0.0,
+            hi: 1.0,
+            histogram: vec![],
         };
         Sample {
             step,

@@ -19,7 +19,13 @@ pub struct ActivationStats {
     pub std: f64,
     pub zero_fraction: f64,
     pub dead_fraction: f64,
+    /// `HISTOGRAM_BINS` equal-width counts of the output's values over `[lo, hi]`.
+    pub lo: f64,
+    pub hi: f64,
+    pub histogram: Vec<u32>,
 }
+
+pub const HISTOGRAM_BINS: usize = 30;
 
 /// The statistics of the forward passes since the last `take`, in the order the layers ran. Measuring can be
 /// paused (`set_active(false)`): a paused probe costs one atomic load per layer and forward pass.
@@ -68,6 +74,23 @@ pub fn measure<T: Float>(y: &Tensor<T>) -> (f64, f64, f64, f64) {
     (mean, var.sqrt(), zeros, dead)
 }
 
+/// `bins` equal-width counts of `y`'s finite values over their range, with the range.
+pub fn histogram<T: Float>(y: &Tensor<T>, bins: usize) -> (f64, f64, Vec<u32>) {
+    let f = |x: &T| <T as Float>::to_f64(*x);
+    let finite = || y.data().iter().map(f).filter(|v| v.is_finite());
+    let (lo, hi) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let mut counts = vec![0u32; bins.max(1)];
+    if lo > hi {
+        return (0.0, 0.0, counts);
+    }
+    let width = ((hi - lo) / counts.len() as f64).max(f64::MIN_POSITIVE);
+    let last = counts.len() - 1;
+    for v in finite() {
+        counts[(((v - lo) / width) as usize).min(last)] += 1;
+    }
+    (lo, hi, counts)
+}
+
 struct Probed<T: Float> {
     inner: Box<dyn Layer<T>>,
     name: String,
@@ -87,6 +110,7 @@ impl<T: Float> Layer<T> for Probed<T> {
             return y;
         }
         let (mean, std, zero_fraction, dead_fraction) = measure(&y);
+        let (lo, hi, histogram) = histogram(&y, HISTOGRAM_BINS);
         let s = ActivationStats {
             name: self.name.clone(),
             layer: self.inner.describe(),
@@ -94,6 +118,9 @@ impl<T: Float> Layer<T> for Probed<T> {
             std,
             zero_fraction,
             dead_fraction,
+            lo,
+            hi,
+            histogram,
         };
         self.probe.log.lock().unwrap_or_else(|e| e.into_inner()).push(s);
         y
@@ -140,5 +167,9 @@ mod tests {
         let y = Tensor::from_vec(&[2, 2, 1, 2], vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         let (mean, _, zeros, dead) = measure(&y);
         assert_eq!((mean, zeros, dead), (0.125, 7.0 / 8.0, 0.5));
+        // Seven zeros in the first of two bins over [0, 1], the one in the last; NaN is left out.
+        assert_eq!(histogram(&y, 2), (0.0, 1.0, vec![7, 1]));
+        let z = Tensor::from_vec(&[1, 3], vec![f64::NAN, 2.0, 2.0]);
+        assert_eq!(histogram(&z, 3), (2.0, 2.0, vec![2, 0, 0]));
     }
 }

@@ -3,7 +3,7 @@
 
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
-    Checkpointer, EarlyStopping, MetricsCsv, Monitor, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson,
+    Checkpointer, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson,
     RunMeta, TensorBoard,
 };
 use super::checkpoint::{self, Checkpoint};
@@ -139,6 +139,7 @@ impl Run {
             cbs.push(Monitor::new(self.dir.join("monitor.jsonl"), every, resume_after)?);
         }
         cbs.push(MetricsCsv::new(self.dir.join("metrics.csv"), self.resumed.as_ref().map(|_| self.start_epoch)));
+        cbs.push(MisclassifiedImages { path: self.dir.join("misclassified.json") });
         let tb_resume = self.resumed.as_ref().map(|ck| (self.start_epoch, ck.meta.step));
         cbs.push(TensorBoard::new(self.dir.join("tb"), tb_resume));
         #[cfg(feature = "plot")]
