@@ -156,7 +156,8 @@ fn zoo_plot_writes_a_picture() {
         })
         .collect();
     let p = d.path().join("zoo.png");
-    convkit::zoo::plot(&entries, &p, None).unwrap();
+    let labels = convkit::zoo::plot(&entries, &p, None).unwrap();
+    assert_eq!(labels.len(), 1 + 3, "the legend and a label for each bubble");
     let img = image::open(&p).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (1200, 800));
     // Three coloured bubbles (radii 10 to 17 px, about 1,700 px together): pixels neither white nor grey.

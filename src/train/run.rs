@@ -3,8 +3,8 @@
 
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
-    Checkpointer, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson,
-    RunMeta, TensorBoard,
+    Checkpointer, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule,
+    PolyakAveraging, ReportJson, RunMeta, TensorBoard,
 };
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
