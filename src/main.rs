@@ -159,9 +159,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Rebuild a run's report.html: one self-contained page (no network) with its figures, curves, update/weight
-    /// ratios, activations, sanity checks, diagnosis, test confusion matrix, model summary and recipe. `train`
-    /// writes it after every epoch.
+    /// Rebuild a run's report.html and curves.png from its files. report.html is one self-contained page (no
+    /// network) with its figures, curves, update/weight ratios, activation tables and histograms, sanity checks,
+    /// diagnosis, test confusion matrix, misclassified validation images, model summary and recipe. `train` writes
+    /// both after every epoch.
     Report {
         /// The run folder.
         run: PathBuf,
@@ -484,6 +485,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Report { run } => {
+            let curves = run.join("curves.png");
+            convkit::train::callbacks::curves::draw(&run.join("metrics.csv"), &curves)?;
+            println!("wrote {}", curves.display());
             let path = convkit::report::write(&run)?;
             println!("wrote {}", path.display());
             Ok(())

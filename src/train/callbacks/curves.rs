@@ -120,7 +120,9 @@ fn panels<DB: plotters::prelude::DrawingBackend>(
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
         }
+        // Losses fall: the upper right is where the curves are not.
         c.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .label_font(("sans-serif", 14))
             .draw()
