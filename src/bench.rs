@@ -84,7 +84,7 @@ fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
     let mut r = rng(1);
     let x = Tensor::<f32>::from_fn(&shape, |_| r.random_range(-1.0..1.0));
     let labels: Vec<usize> = (0..o.batch).map(|_| r.random_range(0..10)).collect();
-    let batch = Batch { x, labels };
+    let batch = Batch::new(x, labels);
     let opt = Optimizer::<f32>::new(&OptimizerConfig::default(), 0.01, 0.0)?;
     let sched = Scheduler::new(0.01, Schedule::Constant, 0.0, 0.1);
     let mut t = Trainer::new(model, Method::FirstOrder(opt), sched, 1);

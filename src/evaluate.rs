@@ -27,17 +27,7 @@ pub struct EvalReport {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Which views of each test image are averaged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "kebab-case")]
-pub enum TestViews {
-    /// The image as it is.
-    #[default]
-    Single,
-    /// The image and its left-right mirror, softmax probabilities averaged.
-    Flip,
-}
+pub use crate::augment::tta::TestViews;
 
 pub fn evaluate(
     model: &mut Model<f32>,
@@ -46,7 +36,7 @@ pub fn evaluate(
     prep: &Arc<Preprocess>,
     batch_size: usize,
 ) -> EvalReport {
-    evaluate_views(model, ds, indices, prep, batch_size, TestViews::Single)
+    evaluate_views(model, ds, indices, prep, batch_size, TestViews::Single, 0)
 }
 
 pub fn evaluate_views(
@@ -56,13 +46,14 @@ pub fn evaluate_views(
     prep: &Arc<Preprocess>,
     batch_size: usize,
     views: TestViews,
+    pad: usize,
 ) -> EvalReport {
     let k = ds.classes.len();
-    // Mirror the raw bytes, not the preprocessed tensor: a mean image or ZCA is not left-right symmetric.
-    let mut sets = vec![ds.clone()];
-    if views == TestViews::Flip {
-        sets.push(Arc::new(mirrored(ds)));
-    }
+    // Views are made from the raw bytes, not the preprocessed tensor: a mean image or ZCA is not symmetric.
+    let sets: Vec<Arc<Dataset>> = crate::augment::tta::views(views, ds.shape, pad)
+        .into_iter()
+        .map(|v| if v == crate::augment::tta::View::default() { ds.clone() } else { Arc::new(viewed(ds, &indices, v)) })
+        .collect();
     let cfg = LoaderConfig { batch_size, shuffle: false, augment: Default::default(), seed: 0 };
     // Probabilities summed over views, one row per image in `indices` order.
     let mut probs = vec![0f64; indices.len() * k];
@@ -109,14 +100,29 @@ pub fn evaluate_views(
     }
 }
 
-/// A copy of `ds` with every image mirrored left-right.
-fn mirrored(ds: &Dataset) -> Dataset {
+/// A copy of `ds` with the images at `indices` seen through view `v` (the others are not read).
+fn viewed(ds: &Dataset, indices: &[usize], v: crate::augment::tta::View) -> Dataset {
+    use rayon::prelude::*;
     let mut m = ds.clone();
-    let w = ds.shape[2];
-    for row in m.images.chunks_mut(w) {
-        row.reverse();
+    let (d, shape) = (ds.image_len(), ds.shape);
+    let mut chunks: Vec<&mut [u8]> = m.images.chunks_mut(d).collect();
+    let mut wanted: Vec<&mut &mut [u8]> = Vec::new();
+    let mut take = vec![false; chunks.len()];
+    indices.iter().for_each(|&i| take[i] = true);
+    for (i, c) in chunks.iter_mut().enumerate() {
+        if take[i] {
+            wanted.push(c);
+        }
     }
+    wanted.into_par_iter().for_each(|img| v.apply(img, shape));
     m
+}
+
+/// A copy of `ds` with every image mirrored left-right.
+#[cfg(test)]
+fn mirrored(ds: &Dataset) -> Dataset {
+    let v = crate::augment::tta::View { mirror: true, ..Default::default() };
+    viewed(ds, &(0..ds.len()).collect::<Vec<_>>(), v)
 }
 
 /// Which images of a dataset to evaluate on.
@@ -162,7 +168,14 @@ pub fn evaluate_checkpoint(
     };
     let mut model = ck.model()?;
     let prep = Arc::new(ck.preprocess());
-    Ok((evaluate_views(&mut model, &ds, Arc::new(idx), &prep, 256, views), spec))
+    let pad = run_config(ck).map_or(0, |c| c.augment.crop_pad);
+    Ok((evaluate_views(&mut model, &ds, Arc::new(idx), &prep, 256, views, pad), spec))
+}
+
+/// The recipe of the run a checkpoint belongs to (`RUN/checkpoints/NAME`), when it is there.
+pub fn run_config(ck: &crate::train::checkpoint::Checkpoint) -> Option<crate::train::TrainConfig> {
+    let path = ck.dir.parent()?.parent()?.join("config.toml");
+    crate::train::TrainConfig::from_file(&path).ok()
 }
 
 impl std::fmt::Display for EvalReport {
@@ -239,8 +252,8 @@ mod tests {
         let (a, b) = (probs(&mut model, &ds), probs(&mut model, &Arc::new(mirrored(&ds))));
         assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-4), "the mirror is a different view");
         let want: f64 = (0..n).map(|i| -((a[i * 10 + i % 10] + b[i * 10 + i % 10]) / 2.0).ln()).sum::<f64>() / n as f64;
-        let single = evaluate_views(&mut model, &ds, idx.clone(), &prep, 5, TestViews::Single);
-        let flip = evaluate_views(&mut model, &ds, idx.clone(), &prep, 5, TestViews::Flip);
+        let single = evaluate_views(&mut model, &ds, idx.clone(), &prep, 5, TestViews::Single, 0);
+        let flip = evaluate_views(&mut model, &ds, idx.clone(), &prep, 5, TestViews::Flip, 0);
         assert!((flip.loss - want).abs() < 1e-9 * want.max(1.0), "{} vs {want}", flip.loss);
         let want_single: f64 = (0..n).map(|i| -a[i * 10 + i % 10].ln()).sum::<f64>() / n as f64;
         assert!((single.loss - want_single).abs() < 1e-9 * want_single.max(1.0));
@@ -259,9 +272,50 @@ mod tests {
         let ds = dataset(28, images);
         let prep = Arc::new(Preprocess::fit(PreprocessKind::MeanImage, &ds).unwrap());
         let idx = Arc::new((0..n).collect::<Vec<_>>());
-        let single = evaluate_views(&mut model, &ds, idx.clone(), &prep, 3, TestViews::Single);
-        let flip = evaluate_views(&mut model, &ds, idx, &prep, 3, TestViews::Flip);
+        let single = evaluate_views(&mut model, &ds, idx.clone(), &prep, 3, TestViews::Single, 0);
+        let flip = evaluate_views(&mut model, &ds, idx, &prep, 3, TestViews::Flip, 0);
         assert_eq!(single.confusion, flip.confusion);
         assert!((single.loss - flip.loss).abs() < 1e-9);
+    }
+}
+
+#[cfg(test)]
+mod tta_tests {
+    use super::*;
+    use crate::data::preprocess::PreprocessKind;
+    use crate::layers::global_avgpool::GlobalAvgPool;
+    use crate::layers::linear::LinearConfig;
+    use crate::net::Sequential;
+
+    #[test]
+    fn every_view_kind_equals_one_view_on_a_model_blind_to_shifts_and_mirrors() {
+        // Mean brightness -> linear scores: shifting a blob inside a black frame, or mirroring it, changes nothing.
+        let lin = LinearConfig::new(1, 10).build::<f32>(&mut crate::init::rng(1)).unwrap();
+        let net = Sequential::new().with("gap", GlobalAvgPool).with("fc", lin);
+        let mut model = Model { name: "gap".into(), input: [1, 16, 16], classes: 10, net };
+        let n = 6;
+        let mut images = vec![0u8; n * 256];
+        for (i, img) in images.chunks_mut(256).enumerate() {
+            for y in 5..11 {
+                for x in 6..10 {
+                    img[y * 16 + x] = (40 * i + 7 * x + y) as u8;
+                }
+            }
+        }
+        let ds = Arc::new(Dataset {
+            shape: [1, 16, 16],
+            images,
+            labels: (0..n).map(|i| (i % 10) as u16).collect(),
+            classes: (0..10).map(|c| c.to_string()).collect(),
+            skipped: vec![],
+        });
+        let prep = Arc::new(Preprocess::fit(PreprocessKind::None, &ds).unwrap());
+        let idx = Arc::new((0..n).collect::<Vec<_>>());
+        let one = evaluate_views(&mut model, &ds, idx.clone(), &prep, 4, TestViews::Single, 0);
+        for kind in [TestViews::Flip, TestViews::TenCrop] {
+            let many = evaluate_views(&mut model, &ds, idx.clone(), &prep, 4, kind, 4);
+            assert_eq!(one.confusion, many.confusion, "{kind:?}");
+            assert!((one.loss - many.loss).abs() < 1e-6, "{kind:?}: {} vs {}", one.loss, many.loss);
+        }
     }
 }

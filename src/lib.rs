@@ -3,6 +3,7 @@
 //! The layers own their maths (`forward` and an analytic `backward`), every backward pass is gradient-checked in
 //! f64, and the CPU kernels lower convolutions to cache-sized GEMMs split across cores. See ARCHITECTURE.md.
 
+pub mod augment;
 pub mod bench;
 pub mod check;
 pub mod data;

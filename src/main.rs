@@ -235,13 +235,35 @@ enum Cmd {
         /// Which images: the test split, the run's validation images, or the whole training split.
         #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
         split: EvalSplit,
-        /// Test-time augmentation: `flip` averages the softmax of each image and its mirror (for models trained
-        /// with flips; twice the inference time); `single` is the one-view figure that `train` reports.
+        /// Test-time augmentation, softmax outputs averaged over the views: `flip` (image and mirror), `10crop`
+        /// (four corners and centre, with mirrors; a "crop" shifts by the training pad), `multiscale` (zoom 1,
+        /// 256/224, 288/224, centre and mirror each). `single` is the one-view figure that `train` reports.
         #[arg(long, value_enum, default_value_t = TestViews::Single)]
         tta: TestViews,
         /// Print one JSON object (accuracy, per_class, confusion).
         #[arg(long)]
         json: bool,
+    },
+    /// What a recipe's augmentation does: a grid of training images, each original beside several augmented
+    /// draws (or, with --tta, the test-time views); with --bench, the input pipeline's speed with it.
+    Augment {
+        #[command(flatten)]
+        recipe: RecipeArgs,
+        /// The grid (PNG).
+        #[arg(long, default_value = "augment.png")]
+        out: PathBuf,
+        /// Images, one per row, spread over the training split.
+        #[arg(long = "n", default_value_t = 8)]
+        rows: usize,
+        /// Augmented draws beside each original.
+        #[arg(long, default_value_t = 8)]
+        draws: usize,
+        /// Show these test-time views instead of training draws.
+        #[arg(long, value_enum)]
+        tta: Option<TestViews>,
+        /// Also time decoding and the loader (augment + preprocess + batch) over up to 50 batches.
+        #[arg(long)]
+        bench: bool,
     },
     /// Top-5 classes with probabilities for image files, from a trained run.
     Predict {
@@ -257,6 +279,9 @@ enum Cmd {
         /// How many classes to show.
         #[arg(long, default_value_t = 5)]
         top: usize,
+        /// Test-time augmentation, as for `eval`.
+        #[arg(long, value_enum, default_value_t = TestViews::Single)]
+        tta: TestViews,
         /// Print one JSON array (file, top classes with probabilities).
         #[arg(long)]
         json: bool,
@@ -351,7 +376,7 @@ struct TrainArgs {
     #[arg(long, help_heading = "Run")]
     no_sanity: bool,
     /// Any recipe key, KEY=VALUE (repeatable; after the flags above): e.g. --set beta2=0.99,
-    /// --set schedule.gamma=0.5, --set augment.flip=true. Values are TOML literals or plain strings.
+    /// --set schedule.gamma=0.5, --set augment.hflip=true. Values are TOML literals or plain strings.
     #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Run")]
     sets: Vec<String>,
 }
@@ -421,7 +446,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::OptimRace { out, steps, tol, seed, json } => optim_race(out, steps, tol, seed, json),
         Cmd::Eval { run, checkpoint, data, split, tta, json } => eval(run, checkpoint, data, split, tta, json),
-        Cmd::Predict { run, checkpoint, images, top, json } => predict(run, checkpoint, images, top, json),
+        Cmd::Predict { run, checkpoint, images, top, tta, json } => predict(run, checkpoint, images, top, tta, json),
+        Cmd::Augment { recipe, out, rows, draws, tta, bench } => augment(recipe, out, rows, draws, tta, bench),
         Cmd::Zoo { plot, json } => zoo(plot, json),
         Cmd::Summary { model, input, batch, json } => summary(model, input, batch, json),
         Cmd::InitStats { model: Some(model), data: Some(data), samples, seed, json, .. } => {
@@ -574,9 +600,79 @@ fn eval(
             serde_json::json!({"accuracy": rep.accuracy, "loss": rep.loss, "count": rep.count, "split": split, "tta": tta, "per_class": rep.per_class, "confusion": rep.confusion, "checkpoint": ck.dir})
         );
     } else {
-        let views = if tta == TestViews::Flip { " (image + mirror averaged)" } else { "" };
+        let views = match tta {
+            TestViews::Single => "",
+            TestViews::Flip => " (image + mirror averaged)",
+            TestViews::TenCrop => " (10 crops averaged)",
+            TestViews::Multiscale => " (3 scales x 2 mirrors averaged)",
+        };
         print!("{} epoch {} on {spec}, {which} split{views}:\n{rep}", ck.meta.model, ck.meta.epoch);
     }
+    Ok(())
+}
+
+/// `convkit augment`: the grid, and with `bench` the pipeline's images per second.
+fn augment(
+    recipe: RecipeArgs,
+    out: PathBuf,
+    rows: usize,
+    draws: usize,
+    tta: Option<TestViews>,
+    bench: bool,
+) -> Result<()> {
+    use convkit::augment::{grid, tta::views};
+    use convkit::data::{DataSpec, Split};
+    let cfg = recipe.config()?;
+    cfg.validate()?;
+    if !(1..=64).contains(&rows) || !(1..=32).contains(&draws) {
+        bail!("--n {rows} / --draws {draws}: the grid takes 1 to 64 rows and 1 to 32 draws");
+    }
+    let spec: DataSpec = cfg.data.parse()?;
+    let info = models::lookup(&cfg.model)?;
+    let started = std::time::Instant::now();
+    let ds = spinner(format!("loading {spec}"), || spec.load(Split::Train, Some([info.input[1], info.input[2]])))?;
+    let decode = started.elapsed().as_secs_f64();
+    let all: Vec<usize> = (0..ds.len()).collect();
+    let mut aug = cfg.augment.clone();
+    aug.fit(&ds, &all);
+    let picked: Vec<usize> = (0..rows.min(ds.len())).map(|r| r * ds.len() / rows.min(ds.len())).collect();
+    let v = tta.map(|k| views(k, ds.shape, cfg.augment.crop_pad));
+    let img = grid::grid(&ds, &picked, &aug, draws, v.as_deref(), cfg.seed);
+    img.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+    let what = v.as_ref().map_or(format!("{draws} augmented draws"), |v| format!("the {} test-time views", v.len()));
+    println!("wrote {}: {} training images, each original beside {what}", out.display(), picked.len());
+    if aug.mixes() {
+        println!("(mixup / cutmix mix whole batches and are not shown)");
+    }
+    if bench {
+        pipeline_bench(&cfg, ds, aug, decode)?;
+    }
+    Ok(())
+}
+
+/// Decode speed (from loading) and the loader's images per second with the recipe's augmentation.
+fn pipeline_bench(
+    cfg: &TrainConfig,
+    ds: convkit::data::Dataset,
+    aug: convkit::augment::Augment,
+    decode: f64,
+) -> Result<()> {
+    use convkit::data::loader::{self, LoaderConfig};
+    use convkit::data::preprocess::Preprocess;
+    use std::sync::Arc;
+    println!("decode: {} images in {decode:.1} s ({:.0} images/s)", ds.len(), ds.len() as f64 / decode.max(1e-9));
+    let n = ds.len().min(50 * cfg.batch_size);
+    let idx: Vec<usize> = (0..n).collect();
+    let prep = Arc::new(Preprocess::fit(cfg.preprocess, &ds.subset(&idx))?);
+    let lc = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, augment: aug, seed: cfg.seed };
+    let started = std::time::Instant::now();
+    let count: usize = loader::epoch(Arc::new(ds), Arc::new(idx), prep, &lc, 1).map(|b| b.labels.len()).sum();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "loader (augment + preprocess + batch, {} threads): {count} images in {secs:.2} s ({:.0} images/s)",
+        rayon::current_num_threads(),
+        count as f64 / secs.max(1e-9)
+    );
     Ok(())
 }
 
@@ -586,10 +682,11 @@ fn predict(
     checkpoint: Option<PathBuf>,
     images: Vec<PathBuf>,
     top: usize,
+    tta: TestViews,
     json: bool,
 ) -> Result<()> {
     let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
-    let preds = convkit::predict::predict(&ck, &images, top)?;
+    let preds = convkit::predict::predict(&ck, &images, top, tta)?;
     if json {
         println!("{}", serde_json::to_string(&preds)?);
     } else {

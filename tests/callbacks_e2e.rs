@@ -252,3 +252,22 @@ fn tensorboard_files_read_back_equal_metrics_csv_also_after_resuming() {
     train(cfg, TrainOptions { resume: Some(run.clone()), ..Default::default() }).unwrap();
     check(3);
 }
+
+#[test]
+fn heavy_augmentation_mixing_and_label_smoothing_train_and_reproduce_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let extra = "lr = 0.01\nlabel_smoothing = 0.1\n[augment]\ncrop_pad = 2\nmixup = 0.4\ncutmix = 1.0\n\
+                 erasing = { p = 0.5 }\naffine = { rotate = 10.0, translate = 0.05 }\nlens = { k = [-0.1, 0.1] }\n\
+                 randaugment = { n = 1, magnitude = 5 }\ncolour_jitter = { brightness = 0.2, contrast = 0.2 }\n";
+    let run = |name: &str| {
+        let dir = d.path().join(name);
+        let rep = train(recipe(&dir, 2, extra), TrainOptions::default()).unwrap();
+        (rep, csv(&dir, "val_loss"), csv(&dir, "train_loss"))
+    };
+    let (rep, val_a, train_a) = run("a");
+    // 500 training images, two epochs, heavy noise: well above chance (0.1) is enough.
+    assert!(rep.best_val_accuracy > 0.3, "it still learns: {}", rep.best_val_accuracy);
+    let (_, val_b, train_b) = run("b");
+    // The images are augmented in parallel, each with its own generator: threads cannot change a number.
+    assert_eq!((val_a, train_a), (val_b, train_b));
+}

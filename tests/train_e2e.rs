@@ -61,6 +61,15 @@ fn small_run_learns() {
     assert_eq!(f["tta"], "flip");
     assert!(f["loss"].as_f64().unwrap() > v["loss"].as_f64().unwrap() + 1e-3, "{f} vs {v}");
     assert!(f["accuracy"].as_f64().unwrap() > 0.5);
+    // 10-crop and multi-scale averaging run too (shifts and zooms of unaugmented digits: above chance, different).
+    for tta in ["10crop", "multiscale"] {
+        let out = Command::new(bin).args(["eval", "--json", "--tta", tta, "--run"]).arg(&run).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let t: serde_json::Value =
+            serde_json::from_str(String::from_utf8(out.stdout).unwrap().lines().last().unwrap()).unwrap();
+        assert_eq!(t["tta"], tta);
+        assert!(t["accuracy"].as_f64().unwrap() > 0.5 && t["loss"] != v["loss"], "{tta}: {t}");
+    }
     // `convkit predict` on PNG files written from test images: the top class is usually right.
     let spec: convkit::data::DataSpec = "mnist:../shared/data/mnist".parse().unwrap();
     let test = spec.load(convkit::data::Split::Test, None).unwrap();
@@ -71,12 +80,24 @@ fn small_run_learns() {
         files.push(p);
     }
     let ck = Checkpoint::load(&run.join("checkpoints/best")).unwrap();
-    let preds = convkit::predict::predict(&ck, &files, 5).unwrap();
+    let preds = convkit::predict::predict(&ck, &files, 5, convkit::evaluate::TestViews::Single).unwrap();
     let right = preds.iter().zip(&test.labels).filter(|(p, &l)| p.top[0].0 == l.to_string()).count();
     assert!(right >= 16, "{right}/20 right");
     assert!(preds.iter().all(|p| p.top.len() == 5 && (p.top.iter().map(|t| t.1).sum::<f64>() <= 1.0 + 1e-9)));
     let out = Command::new(bin).args(["predict", "--run"]).arg(&run).arg(&files[0]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains('%'));
+    let flip = convkit::predict::predict(&ck, &files[..1], 5, convkit::evaluate::TestViews::Flip).unwrap();
+    assert_ne!(flip[0].top, preds[0].top, "the mirror's softmax is averaged in");
+    // `convkit augment`: a grid PNG of 2 rows x (original + 3 draws).
+    let grid = d.path().join("grid.png");
+    let out = Command::new(bin)
+        .args(["augment", "--model", "lenet5", "--data", "mnist:../shared/data/mnist", "--n", "2", "--draws", "3"])
+        .args(["--set", "augment.crop_pad=3", "--out"])
+        .arg(&grid)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::open(&grid).unwrap().width(), 4 * (84 + 4) + 12);
 }
 
 #[test]

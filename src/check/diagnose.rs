@@ -146,6 +146,7 @@ mod tests {
             seconds: 1.0,
             ema_val: None,
             rate_cut: false,
+            data_wait: 0.0,
         }
     }
 

@@ -66,7 +66,16 @@ pub fn run(cfg: &TrainConfig, o: &LrFindOptions) -> Result<LrFind> {
     let opt = Optimizer::new(&cfg.optimizer, o.start, cfg.weight_decay)?;
     let mut t = Trainer::new(model, Method::FirstOrder(opt), Scheduler::new(o.start, Schedule::Constant, 0.0, 1.0), 1);
     t.clip = Clip { value: cfg.clip_value, norm: cfg.clip_norm };
-    let lc = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, augment: cfg.augment, seed: cfg.seed };
+    let lc = LoaderConfig {
+        batch_size: cfg.batch_size,
+        shuffle: true,
+        augment: {
+            let mut a = cfg.augment.clone();
+            a.fit(&ds, &idx);
+            a
+        },
+        seed: cfg.seed,
+    };
     let idx = Arc::new(idx);
     let mut batches = (1..).flat_map(|epoch| loader::epoch(ds.clone(), idx.clone(), prep.clone(), &lc, epoch));
     let mut r =

@@ -69,7 +69,8 @@ impl Callback for TrainDisplay {
         }
         let ema = l.ema_val.map_or(String::new(), |(_, a)| format!(" | polyak val acc {:.2}%", 100.0 * a));
         eprintln!(
-            "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{}{ema} | lr {:.3e} | {:.1}s{}",
+            "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{}{ema} | lr {:.3e} | {:.1}s \
+             (waiting for data {:.1}%){}",
             l.epoch,
             l.epochs,
             l.train_loss,
@@ -79,6 +80,7 @@ impl Callback for TrainDisplay {
             if l.improved { " (best)" } else { "" },
             l.lr,
             l.seconds,
+            100.0 * l.data_wait / l.seconds.max(1e-9),
             if l.rate_cut { " | plateau: lr reduced" } else { "" }
         );
         if let Some(why) = t.stop_reason() {

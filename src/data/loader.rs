@@ -2,9 +2,9 @@
 //! decoding overlaps compute. Deterministic for a given seed: each batch's randomness comes from
 //! `(seed, epoch, batch index)`, not from thread timing.
 
-use super::augment::Augment;
 use super::preprocess::Preprocess;
 use super::Dataset;
+use crate::augment::{self, Augment};
 use crate::init::rng;
 use crate::tensor::Tensor;
 use rand::seq::SliceRandom;
@@ -16,6 +16,15 @@ use std::thread::JoinHandle;
 pub struct Batch {
     pub x: Tensor<f32>,
     pub labels: Vec<usize>,
+    /// Soft targets `[B, classes]` when the batch was mixed (mixup, cutmix); `labels` then hold each row's own
+    /// class.
+    pub targets: Option<Tensor<f32>>,
+}
+
+impl Batch {
+    pub fn new(x: Tensor<f32>, labels: Vec<usize>) -> Batch {
+        Batch { x, labels, targets: None }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -79,22 +88,36 @@ pub fn epoch(
         for b in 0..nb {
             let idx = &order[b * cfg.batch_size..((b + 1) * cfg.batch_size).min(order.len())];
             let mut raw = vec![0u8; idx.len() * d];
-            let mut r = rng(cfg.seed ^ ((epoch as u64) << 32) ^ (b as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
-            for (k, &i) in idx.iter().enumerate() {
-                if cfg.augment.is_identity() {
-                    raw[k * d..(k + 1) * d].copy_from_slice(ds.image(i));
-                } else {
-                    cfg.augment.apply(ds.image(i), ds.shape, &mut raw[k * d..(k + 1) * d], &mut r);
-                }
+            fill(&ds, idx, &cfg, epoch, &mut raw);
+            let labels: Vec<usize> = idx.iter().map(|&i| ds.labels[i] as usize).collect();
+            let mut batch = Batch::new(prep.apply(&raw, idx.len()), labels);
+            if cfg.augment.mixes() {
+                let mut r = rng(cfg.seed ^ ((epoch as u64) << 32) ^ (b as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+                let (k, a) = (ds.classes.len(), &cfg.augment);
+                batch.targets = Some(augment::mix::mix(&mut batch.x, &batch.labels, k, a.mixup, a.cutmix, &mut r));
             }
-            let batch =
-                Batch { x: prep.apply(&raw, idx.len()), labels: idx.iter().map(|&i| ds.labels[i] as usize).collect() };
             if tx.send(batch).is_err() {
                 return;
             }
         }
     });
     Batches { rx, handle: Some(handle), len: nb }
+}
+
+/// Copies (and augments, in parallel, each image with its own generator) the images `idx` into `raw`.
+fn fill(ds: &Dataset, idx: &[usize], cfg: &LoaderConfig, epoch: usize, raw: &mut [u8]) {
+    let d = ds.image_len();
+    if cfg.augment.is_identity() {
+        for (k, &i) in idx.iter().enumerate() {
+            raw[k * d..(k + 1) * d].copy_from_slice(ds.image(i));
+        }
+        return;
+    }
+    use rayon::prelude::*;
+    raw.par_chunks_mut(d).zip(idx.par_iter()).for_each(|(out, &i)| {
+        out.copy_from_slice(ds.image(i));
+        cfg.augment.apply(out, ds.shape, &mut augment::image_rng(cfg.seed, epoch, i));
+    });
 }
 
 #[cfg(test)]
@@ -117,8 +140,12 @@ mod tests {
         let ds = Arc::new(toy(103));
         let prep = Arc::new(Preprocess::fit(PreprocessKind::None, &ds).unwrap());
         let idx = Arc::new((0..103).collect::<Vec<_>>());
-        let cfg =
-            LoaderConfig { batch_size: 10, shuffle: true, augment: Augment { crop_pad: 1, hflip: true }, seed: 5 };
+        let cfg = LoaderConfig {
+            batch_size: 10,
+            shuffle: true,
+            augment: Augment { crop_pad: 1, hflip: true, ..Default::default() },
+            seed: 5,
+        };
         let run = |e| {
             epoch(ds.clone(), idx.clone(), prep.clone(), &cfg, e)
                 .map(|b| (b.labels, b.x.data().to_vec()))

@@ -1,7 +1,6 @@
 //! Datasets: real files in, `u8` images and labels out. Every loader names the file, the offset and what it
 //! expected when the input is corrupt or truncated.
 
-pub mod augment;
 pub mod cifar_bin;
 pub mod folder;
 pub mod idx;

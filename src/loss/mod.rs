@@ -3,7 +3,7 @@
 pub mod softmax;
 pub mod svm;
 
-pub use softmax::{add_softmax, softmax_cross_entropy};
+pub use softmax::{add_softmax, one_hot, smooth, softmax_cross_entropy, softmax_cross_entropy_soft};
 pub use svm::multiclass_svm;
 
 use crate::tensor::{Float, Tensor};

@@ -26,12 +26,25 @@ pub struct Progress {
     /// The rate of the last step.
     pub lr: f64,
     pub started: Instant,
+    /// Seconds the steps waited for batches.
+    pub data_wait: f64,
 }
 
 impl Progress {
     pub fn new(epoch: usize, epochs: usize, batches: usize) -> Self {
         let started = Instant::now();
-        Progress { epoch, epochs, batches, done: 0, loss_sum: 0.0, correct: 0, seen: 0, lr: f64::NAN, started }
+        Progress {
+            epoch,
+            epochs,
+            batches,
+            done: 0,
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+            lr: f64::NAN,
+            started,
+            data_wait: 0.0,
+        }
     }
 
     pub fn add(&mut self, s: &StepStats) {
@@ -73,6 +86,8 @@ pub struct EpochLog {
     pub ema_val: Option<(f64, f64)>,
     /// The plateau rule cut the rate after this epoch.
     pub rate_cut: bool,
+    /// Seconds of the epoch's steps spent waiting for the loader.
+    pub data_wait: f64,
 }
 
 impl EpochLog {
@@ -89,6 +104,7 @@ impl EpochLog {
             seconds: 0.0,
             ema_val: None,
             rate_cut: false,
+            data_wait: 0.0,
         }
     }
 }

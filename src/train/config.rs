@@ -1,7 +1,7 @@
 //! The training recipe: everything a run needs, loaded from TOML and overridden by flags. The resolved recipe is
 //! written as `config.toml` into every run folder, and reproduces the run.
 
-use crate::data::augment::Augment;
+use crate::augment::Augment;
 use crate::data::preprocess::PreprocessKind;
 use crate::optim::OptimizerConfig;
 use crate::regularize::Penalty;
@@ -66,6 +66,9 @@ pub struct TrainConfig {
     pub preprocess: PreprocessKind,
     #[serde(default)]
     pub augment: Augment,
+    /// Label smoothing (Szegedy et al. 2016): targets `(1 - eps) y + eps / C`; 0 is off, 0.1 is usual.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
     /// Train on a seeded random N of the training images (after the validation split): quick experiments, tests.
     #[serde(default)]
     pub limit: Option<usize>,
@@ -172,6 +175,15 @@ impl TrainConfig {
             return bad(format!("Invalid ema_decay: {:?} (must be in [0, 1), e.g. 0.995)", self.ema_decay));
         }
         self.scheduler().validate(self.epochs)?;
+        self.augment.validate().map_err(Error::Config)?;
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(format!("Invalid label_smoothing: {} (must be in [0, 1), e.g. 0.1)", self.label_smoothing));
+        }
+        if self.augment.mixes() && matches!(self.optimizer, OptimizerConfig::Lbfgs(_)) {
+            return bad("augment.mixup / augment.cutmix mix each batch differently; L-BFGS needs one fixed function: \
+                        turn mixing off for it"
+                .into());
+        }
         if let Some(es) = &self.early_stopping {
             es.validate()?;
         }
@@ -329,4 +341,8 @@ mod tests {
         let rho = OptimizerConfig::Momentum(crate::optim::Momentum { rho: 0.5 });
         assert_eq!(plain.optimizer, rho, "no optimizer named: the old default, momentum");
     }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }

@@ -60,7 +60,9 @@ impl Run {
             None => Preprocess::fit(cfg.preprocess, &full.subset(&train))?,
         };
         let classes = full.classes.clone();
-        let loader = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, augment: cfg.augment, seed: cfg.seed };
+        let mut augment = cfg.augment.clone();
+        augment.fit(&full, &train);
+        let loader = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, augment, seed: cfg.seed };
         let (dataset, prep) = (Arc::new(full), Arc::new(prep));
         let data = TrainData { dataset, train: Arc::new(train), val: Arc::new(val), prep, loader };
         let start_epoch = resumed.as_ref().map_or(0, |ck| ck.meta.epoch);
@@ -87,6 +89,7 @@ impl Run {
         let mut t = Trainer::new(model, method, cfg.scheduler(), cfg.epochs);
         t.penalty = cfg.penalty();
         t.clip = Clip { value: cfg.clip_value, norm: cfg.clip_norm };
+        t.label_smoothing = cfg.label_smoothing;
         if let Some(ck) = &self.resumed {
             self.restore(&mut t, ck)?;
         }

@@ -71,6 +71,8 @@ pub struct Trainer {
     pub sched: Scheduler,
     pub penalty: Penalty,
     pub clip: Clip,
+    /// Label smoothing's epsilon (0: hard targets).
+    pub label_smoothing: f64,
     /// Optimizer steps taken so far (the schedule's clock).
     pub step: u64,
     pub steps_per_epoch: u64,
@@ -91,6 +93,7 @@ impl Trainer {
             sched,
             penalty: Penalty::default(),
             clip: Clip::default(),
+            label_smoothing: 0.0,
             step: 0,
             steps_per_epoch: 1,
             epochs,
@@ -129,9 +132,26 @@ impl Trainer {
 
     /// Zeroes the gradients, runs forward and backward, adds the penalty. Returns (loss, number right).
     pub fn loss_and_grad(&mut self, x: &Tensor<f32>, labels: &[usize]) -> (f64, usize) {
+        self.loss_and_grad_soft(x, labels, None)
+    }
+
+    /// The same against soft targets when the batch has them (mixed) or label smoothing is on.
+    pub fn loss_and_grad_soft(
+        &mut self,
+        x: &Tensor<f32>,
+        labels: &[usize],
+        targets: Option<&Tensor<f32>>,
+    ) -> (f64, usize) {
         self.model.zero_grad();
         let y = self.model.forward(x, Mode::Train);
-        let out = softmax_cross_entropy(&y, labels);
+        let out = if targets.is_none() && self.label_smoothing == 0.0 {
+            softmax_cross_entropy(&y, labels)
+        } else {
+            let classes = y.len() / labels.len().max(1);
+            let mut t = targets.cloned().unwrap_or_else(|| crate::loss::one_hot(labels, classes));
+            crate::loss::smooth(&mut t, self.label_smoothing);
+            crate::loss::softmax_cross_entropy_soft(&y, &t, labels)
+        };
         self.model.backward(x, &y, &out.dscores);
         (out.loss as f64 + self.penalty.apply(&mut self.model), out.correct)
     }
@@ -143,7 +163,7 @@ impl Trainer {
             return self.lbfgs_step(b);
         }
         let lr = self.lr();
-        let (loss, correct) = self.loss_and_grad(&b.x, &b.labels);
+        let (loss, correct) = self.loss_and_grad_soft(&b.x, &b.labels, b.targets.as_ref());
         let stats = StepStats { loss, correct, count: b.labels.len(), lr, steps: 1 };
         if !loss.is_finite() {
             return StepStats { steps: 0, ..stats };
@@ -206,7 +226,12 @@ impl Trainer {
         let batches = loader::epoch(data.dataset.clone(), data.train.clone(), data.prep.clone(), &data.loader, epoch);
         let mut p = Progress::new(epoch, self.epochs, batches.len);
         cbs.epoch_begin(self, &p)?;
-        for b in batches {
+        let mut batches = batches;
+        loop {
+            // Time spent waiting for the loader: near zero when augmentation keeps up with training.
+            let wait = std::time::Instant::now();
+            let Some(b) = batches.next() else { break };
+            p.data_wait += wait.elapsed().as_secs_f64();
             let s = self.step(&b);
             p.add(&s);
             cbs.step_end(self, &s, &p)?;
@@ -216,6 +241,7 @@ impl Trainer {
         }
         let val = self.evaluate(data);
         let mut log = EpochLog::new(&p, self.step, val);
+        log.data_wait = p.data_wait;
         if log.val.accuracy > self.best.0 {
             self.best = (log.val.accuracy, epoch);
             log.improved = true;

@@ -175,7 +175,11 @@ fn panels<DB: plotters::prelude::DrawingBackend>(
             // Log-scale ticks come at 1..9 x 10^k: naming only 1, 2 and 5 keeps them apart.
             .y_label_formatter(&|y| {
                 let t = format!("{y:.0e}");
-                if t.starts_with(['1', '2', '5']) { t } else { String::new() }
+                if t.starts_with(['1', '2', '5']) {
+                    t
+                } else {
+                    String::new()
+                }
             })
             .label_style(("sans-serif", 13))
             .draw()

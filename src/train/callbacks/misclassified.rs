@@ -93,7 +93,6 @@ pub fn png(ds: &Dataset, i: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
 
     #[test]
     fn an_image_round_trips_through_the_png() {
