@@ -151,7 +151,15 @@ pub fn evaluate_checkpoint(
     let spec: DataSpec = data.unwrap_or(&ck.meta.data).parse()?;
     let [_, h, w] = ck.meta.input;
     let which = if split == EvalSplit::Test { Split::Test } else { Split::Train };
-    let ds = Arc::new(spec.load(which, Some([h, w]))?);
+    let mut ds = spec.load(which, Some([h, w]))?;
+    if ds.shape != ck.meta.input {
+        return Err(crate::Error::Config(format!(
+            "{spec} has {:?} (C, H, W) images but {} was trained on {:?}: give it data of that kind",
+            ds.shape, ck.meta.model, ck.meta.input
+        )));
+    }
+    ds.relabel(&ck.meta.classes, &format!("{spec}"))?;
+    let ds = Arc::new(ds);
     let idx: Vec<usize> = match split {
         EvalSplit::Val => {
             let run = ck.dir.parent().and_then(|p| p.parent()).map(|p| p.join("config.toml"));

@@ -61,6 +61,15 @@ fn small_run_learns() {
     assert_eq!(f["tta"], "flip");
     assert!(f["loss"].as_f64().unwrap() > v["loss"].as_f64().unwrap() + 1e-3, "{f} vs {v}");
     assert!(f["accuracy"].as_f64().unwrap() > 0.5);
+    // Data of another kind is refused, naming what is wrong: other classes (Fashion-MNIST's names), other shapes.
+    for (data, says) in [
+        ("fashion-mnist:../shared/data/fashion-mnist", "not trained on"),
+        ("folder:../shared/data/cifar10/cifar10-jpg.tar.gz", "images but lenet5 was trained on"),
+    ] {
+        let out = Command::new(bin).args(["eval", "--data", data, "--run"]).arg(&run).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{data}: {err}");
+    }
     // 10-crop and multi-scale averaging run too (shifts and zooms of unaugmented digits: above chance, different).
     for tta in ["10crop", "multiscale"] {
         let out = Command::new(bin).args(["eval", "--json", "--tta", tta, "--run"]).arg(&run).output().unwrap();
@@ -233,4 +242,47 @@ fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
     std::fs::write(d.path().join("last.prev/model.safetensors"), b"not safetensors").unwrap();
     let e = Checkpoint::load(&d.path().join("last")).err().unwrap().to_string();
     assert!(e.contains("model.safetensors") && e.contains("not a valid safetensors"), "{e}");
+}
+
+/// An image folder `root/<split>/<class>/<n>.png` of small random RGB images.
+fn image_folder(root: &Path, split: &str, classes: &[&str]) {
+    for (k, class) in classes.iter().enumerate() {
+        let dir = root.join(split).join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..6 {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                image::Rgb([(x * 8) as u8, (y * 8) as u8, (k * 60 + i * 9) as u8])
+            });
+            img.save(dir.join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_test_split_with_a_class_the_training_split_lacks_stops_before_training() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("data");
+    image_folder(&root, "train", &["ant", "bee", "cat"]);
+    image_folder(&root, "test", &["bee", "dog"]);
+    let toml = format!("model = 'small'\ndata = 'folder:{}'\nepochs = 1\nbatch_size = 4\nval = 3\n", root.display());
+    let mut cfg: TrainConfig = toml::from_str(&toml).unwrap();
+    cfg.out = Some(d.path().join("run"));
+    let e = train(cfg.clone(), TrainOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("dog") && e.contains("test split"), "{e}");
+    assert!(!d.path().join("run/metrics.csv").exists(), "refused before training");
+    // A test split that only lacks a class is scored by class name: bee stays bee.
+    std::fs::remove_dir_all(root.join("test/dog")).unwrap();
+    let rep = train(cfg, TrainOptions::default()).unwrap();
+    assert_eq!(rep.test_images, 6);
+}
+
+#[test]
+fn a_one_class_dataset_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("data");
+    image_folder(&root, "train", &["only"]);
+    image_folder(&root, "test", &["only"]);
+    let toml = format!("model = 'small'\ndata = 'folder:{}'\nepochs = 1\nbatch_size = 4\nval = 2\n", root.display());
+    let e = train(toml::from_str(&toml).unwrap(), TrainOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("at least two"), "{e}");
 }

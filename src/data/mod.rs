@@ -37,6 +37,28 @@ impl Dataset {
         let n = self.image_len();
         &self.images[i * n..(i + 1) * n]
     }
+    /// Puts this split's labels in `reference`'s numbering, matching classes by name (a test split may lack a class
+    /// or list its folders differently). A class `reference` does not have is an error naming it: the model could
+    /// never predict it, so every such image would be scored wrong. `what` names this split in messages.
+    pub fn relabel(&mut self, reference: &[String], what: &str) -> crate::Result<()> {
+        let unknown: Vec<&String> = self.classes.iter().filter(|c| !reference.contains(c)).collect();
+        if !unknown.is_empty() {
+            return Err(crate::Error::Config(format!(
+                "{what} has class(es) {unknown:?} that the model was not trained on (its classes: {reference:?}); \
+                 rename or remove those folders, or train on data that has them"
+            )));
+        }
+        let missing: Vec<&String> = reference.iter().filter(|c| !self.classes.contains(c)).collect();
+        if !missing.is_empty() {
+            tracing::warn!("{what} has no images of class(es) {missing:?}; they count as zero images");
+        }
+        let map: Vec<u16> =
+            self.classes.iter().map(|c| reference.iter().position(|r| r == c).expect("checked above") as u16).collect();
+        self.labels.iter_mut().for_each(|l| *l = map[*l as usize]);
+        self.classes = reference.to_vec();
+        Ok(())
+    }
+
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let mut images = Vec::with_capacity(indices.len() * self.image_len());
@@ -176,5 +198,34 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
         Ok(out)
     } else {
         Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod relabel_tests {
+    use super::*;
+
+    fn split(classes: &[&str], labels: Vec<u16>) -> Dataset {
+        let n = labels.len();
+        Dataset {
+            shape: [1, 1, 1],
+            images: vec![0; n],
+            labels,
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn labels_follow_class_names_not_positions() {
+        let train: Vec<String> = ["ant", "bee", "cat"].iter().map(|c| c.to_string()).collect();
+        // The test split lacks "ant": by position its "bee" would be label 0 (ant). By name it stays bee.
+        let mut test = split(&["bee", "cat"], vec![0, 1, 1]);
+        test.relabel(&train, "the test split").unwrap();
+        assert_eq!(test.labels, vec![1, 2, 2]);
+        assert_eq!(test.classes, train);
+        let mut extra = split(&["bee", "dog"], vec![0, 1]);
+        let e = extra.relabel(&train, "the test split").unwrap_err().to_string();
+        assert!(e.contains("dog") && e.contains("not trained on"), "{e}");
     }
 }

@@ -178,7 +178,12 @@ impl Scheduler {
         let bad = |m: String| Err(Error::Config(format!("schedule: {m}")));
         let pos = |x: f64| x > 0.0 && x.is_finite();
         if !(self.warmup_epochs >= 0.0 && self.warmup_epochs < epochs as f64) {
-            return bad(format!("warmup_epochs {} must be below the run's {epochs} epochs", self.warmup_epochs));
+            return bad(format!(
+                "warmup_epochs {} must be below the run's {epochs} epochs: train longer (--epochs {}) or shorten \
+                 the warm-up (--set warmup_epochs=0)",
+                self.warmup_epochs,
+                self.warmup_epochs.floor() as usize + 1
+            ));
         }
         if !(0.0..=1.0).contains(&self.warmup_start) {
             return bad(format!("warmup_start {} must be a fraction in [0, 1]", self.warmup_start));

@@ -176,6 +176,11 @@ impl TrainConfig {
         }
         self.scheduler().validate(self.epochs)?;
         self.augment.validate().map_err(Error::Config)?;
+        if self.val == Some(0) {
+            return bad("val = 0 leaves no validation images, and `best`, early stopping and the plateau rule are \
+                        chosen on them: set val to a few thousand images (or leave it out: 10% of the training set)"
+                .into());
+        }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad(format!("Invalid label_smoothing: {} (must be in [0, 1), e.g. 0.1)", self.label_smoothing));
         }
@@ -325,6 +330,21 @@ mod tests {
         // The old flag, `--momentum`, still reaches the rule.
         let o = c.with_overrides(&[parse_set("momentum=0.5").unwrap()]).unwrap();
         assert_eq!(o.optimizer, OptimizerConfig::Momentum(crate::optim::Momentum { rho: 0.5 }));
+    }
+
+    #[test]
+    fn impossible_settings_name_the_fix() {
+        let base = |extra: &str| -> TrainConfig {
+            toml::from_str(&format!("model = 'lenet5'\ndata = 'mnist:x'\n{extra}")).unwrap()
+        };
+        let e = base("val = 0").validate().unwrap_err().to_string();
+        assert!(e.contains("val = 0") && e.contains("10%"), "{e}");
+        let e = base("epochs = 1\nwarmup_epochs = 1.0").validate().unwrap_err().to_string();
+        assert!(e.contains("--epochs 2") && e.contains("warmup_epochs=0"), "{e}");
+        let e = base("label_smoothing = 1.5").validate().unwrap_err().to_string();
+        assert!(e.contains("label_smoothing"), "{e}");
+        let e = base("[optimizer]\nkind = 'lbfgs'\n[augment]\nmixup = 0.2").validate().unwrap_err().to_string();
+        assert!(e.contains("L-BFGS"), "{e}");
     }
 
     #[test]

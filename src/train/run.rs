@@ -33,6 +33,9 @@ pub struct Run {
     pub resumed: Option<Checkpoint>,
     /// The sanity checks' report, when they ran.
     pub sanity: Option<SanityReport>,
+    /// The test split, loaded and checked before training (so that a problem in it shows up now, not after the
+    /// run), touched only by `report` at the end.
+    test: Arc<crate::data::Dataset>,
 }
 
 impl Run {
@@ -54,6 +57,14 @@ impl Run {
                 cfg.model, info.input, spec, full.shape
             )));
         }
+        if full.classes.len() < 2 {
+            return Err(Error::Config(format!(
+                "{spec} has {} class(es) ({:?}): a classifier needs at least two",
+                full.classes.len(),
+                full.classes
+            )));
+        }
+        let test = Arc::new(load_test(&spec, &info, &full.classes)?);
         let (train, val) = split_indices(&cfg, &spec, full.len());
         let prep = match &resumed {
             Some(ck) => ck.preprocess(),
@@ -70,7 +81,7 @@ impl Run {
             .map_err(|e| Error::file(&dir, format!("cannot create the run folder: {e}")))?;
         let cp = dir.join("config.toml");
         std::fs::write(&cp, cfg.to_toml()).map_err(|e| Error::file(&cp, format!("cannot write: {e}")))?;
-        Ok(Run { cfg, dir, spec, info, data, classes, start_epoch, resumed, sanity: None })
+        Ok(Run { cfg, dir, spec, info, data, classes, start_epoch, resumed, sanity: None, test })
     }
 
     /// The lecture's checks on this run's training images.
@@ -186,10 +197,8 @@ impl Run {
     }
 
     pub fn test_set(&self) -> Result<TestSet> {
-        let [_, h, w] = self.info.input;
-        let dataset = Arc::new(self.spec.load(Split::Test, Some([h, w]))?);
-        let idx = Arc::new((0..dataset.len()).collect());
-        Ok(TestSet { dataset, idx, prep: self.data.prep.clone() })
+        let idx = Arc::new((0..self.test.len()).collect());
+        Ok(TestSet { dataset: self.test.clone(), idx, prep: self.data.prep.clone() })
     }
 
     /// The test split, touched once: the `best` checkpoint's figures on it.
@@ -250,4 +259,20 @@ fn fresh_dir(base: &Path) -> PathBuf {
         .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
         .find(|p| !p.join("checkpoints").exists())
         .expect("some suffix is free")
+}
+
+/// The test split at the model's input size, its labels in the training split's class numbering.
+fn load_test(spec: &DataSpec, info: &ModelInfo, classes: &[String]) -> Result<crate::data::Dataset> {
+    let mut test = spec.load(Split::Test, Some([info.input[1], info.input[2]]))?;
+    if test.shape != info.input {
+        return Err(Error::Config(format!(
+            "the test split of {spec} has {:?} images, the model takes {:?}",
+            test.shape, info.input
+        )));
+    }
+    if test.is_empty() {
+        return Err(Error::Config(format!("the test split of {spec} has no images")));
+    }
+    test.relabel(classes, &format!("the test split of {spec}"))?;
+    Ok(test)
 }
