@@ -1,6 +1,6 @@
-//! Minibatches: a seeded shuffle every epoch, augmentation and preprocessing on a background thread so that
-//! decoding overlaps compute. Deterministic for a given seed: each batch's randomness comes from
-//! `(seed, epoch, batch index)`, not from thread timing.
+//! Minibatches: a seeded shuffle every epoch, augmentation (each batch's images in parallel) and preprocessing on
+//! a background thread so that they overlap compute. Deterministic for a given seed: an image's augmentation draws
+//! from `(seed, epoch, image)`, a batch's mixing from `(seed, epoch, batch index)`, never from thread timing.
 
 use super::preprocess::Preprocess;
 use super::Dataset;
