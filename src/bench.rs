@@ -67,6 +67,13 @@ fn median(v: &[f64]) -> f64 {
 }
 
 pub fn run(o: &BenchOptions) -> Result<BenchResult> {
+    if o.batch == 0 || o.steps == 0 || o.runs == 0 {
+        return Err(crate::Error::Config(format!(
+            "--batch {}, --steps {}, --runs {}: each must be at least 1",
+            o.batch, o.steps, o.runs
+        )));
+    }
+    crate::memory::check_batch(&mut models::build::<f32>(&o.net, Some(10), 0)?, o.batch, "--batch")?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads.max(1))
         .build()

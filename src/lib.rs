@@ -13,6 +13,7 @@ pub mod init;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
+pub mod memory;
 pub mod models;
 pub mod net;
 pub mod optim;

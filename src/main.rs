@@ -762,6 +762,19 @@ fn set_threads(threads: Option<usize>) -> Result<usize> {
 /// The recipe a `train` command means: the file (or the resumed run's config.toml, or --model and --data), then
 /// every flag and `--set` as an override, checked by the library.
 fn train_config(a: TrainArgs) -> Result<TrainConfig> {
+    if let (Some(r), Some(o)) = (&a.resume, &a.out) {
+        let same = |x: &std::path::Path, y: &std::path::Path| {
+            x.canonicalize().ok().zip(y.canonicalize().ok()).map_or(x == y, |(x, y)| x == y)
+        };
+        if !same(r, o) {
+            bail!(
+                "--out {} with --resume {}: a resumed run continues in its own folder; to branch it, copy the \
+                 folder and resume the copy",
+                o.display(),
+                r.display()
+            );
+        }
+    }
     let base = base_recipe(a.config.as_deref(), a.resume.as_deref(), a.model.as_deref(), a.data.as_deref())?;
     let mut o = Overrides::default();
     o.text("model", a.model).text("data", a.data).int("val", a.val).text("preprocess", a.preprocess);

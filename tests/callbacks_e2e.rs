@@ -115,6 +115,14 @@ fn an_absurd_learning_rate_stops_with_the_step_named_and_best_stays_finite() {
         assert_eq!(ck.meta.epoch, 1);
         assert!(ck.tensors.values().all(|t| t.data().iter().all(|v| v.is_finite())), "{name} is finite");
     }
+    // The failed override never became the run's recipe: a plain resume picks up lr 0.01 again.
+    let kept = TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    assert_eq!((kept.lr, kept.epochs), (0.01, 1));
+    let cfg = kept.with_overrides(&[("epochs".into(), 2.into())]).unwrap();
+    train(cfg, TrainOptions { resume: Some(run.clone()), ..Default::default() }).unwrap();
+    let now = TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    assert_eq!((now.lr, now.epochs), (0.01, 2), "a resumed leg that finished an epoch commits its recipe");
+    assert!(!run.join("config.pending.toml").exists());
 }
 
 #[test]

@@ -97,6 +97,23 @@ fn small_run_learns() {
     assert!(String::from_utf8_lossy(&out.stdout).contains('%'));
     let flip = convkit::predict::predict(&ck, &files[..1], 5, convkit::evaluate::TestViews::Flip).unwrap();
     assert_ne!(flip[0].top, preds[0].top, "the mirror's softmax is averaged in");
+    // Resuming into another folder is refused, not silently ignored; absurd bench sizes are errors, not panics.
+    let other = d.path().join("elsewhere");
+    let out = Command::new(bin).args(["train", "--resume"]).arg(&run).arg("--out").arg(&other).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("copy the folder"));
+    for args in [["--batch", "0"], ["--batch", "1000000000"]] {
+        let out = Command::new(bin)
+            .args(["bench", "--net", "small", "--steps", "1", "--runs", "1"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && (err.contains("at least 1") || err.contains("at most about")),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
     // `convkit augment`: a grid PNG of 2 rows x (original + 3 draws).
     let grid = d.path().join("grid.png");
     let out = Command::new(bin)

@@ -3,7 +3,7 @@
 
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
-    Checkpointer, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule,
+    Checkpointer, CommitConfig, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule,
     PolyakAveraging, ReportJson, RunMeta, TensorBoard,
 };
 use super::checkpoint::{self, Checkpoint};
@@ -79,7 +79,8 @@ impl Run {
         let start_epoch = resumed.as_ref().map_or(0, |ck| ck.meta.epoch);
         std::fs::create_dir_all(dir.join("checkpoints"))
             .map_err(|e| Error::file(&dir, format!("cannot create the run folder: {e}")))?;
-        let cp = dir.join("config.toml");
+        // A resumed run's recipe waits beside the old one until its first epoch is checkpointed (CommitConfig).
+        let cp = dir.join(if resumed.is_some() { "config.pending.toml" } else { "config.toml" });
         std::fs::write(&cp, cfg.to_toml()).map_err(|e| Error::file(&cp, format!("cannot write: {e}")))?;
         Ok(Run { cfg, dir, spec, info, data, classes, start_epoch, resumed, sanity: None, test })
     }
@@ -92,7 +93,8 @@ impl Run {
     /// The model, the optimizer (or L-BFGS), the schedule, penalty and clipping; restored when resuming.
     pub fn trainer(&self) -> Result<Trainer> {
         let cfg = &self.cfg;
-        let model = models::build::<f32>(&cfg.model, Some(self.classes.len()), cfg.seed)?.for_training();
+        let mut model = models::build::<f32>(&cfg.model, Some(self.classes.len()), cfg.seed)?.for_training();
+        crate::memory::check_batch(&mut model, cfg.batch_size, "batch_size")?;
         let method = match &cfg.optimizer {
             OptimizerConfig::Lbfgs(lb) => Method::Lbfgs(self.lbfgs(lb)?),
             o => Method::FirstOrder(Optimizer::new(o, cfg.lr, cfg.weight_decay)?),
@@ -159,6 +161,7 @@ impl Run {
         #[cfg(feature = "plot")]
         cbs.push(super::callbacks::curves::Curves::new(self.dir.join("metrics.csv"), self.dir.join("curves.png")));
         cbs.push(Checkpointer { dir: ck_dir, run: self.run_meta() });
+        cbs.push(CommitConfig { pending: self.dir.join("config.pending.toml"), path: self.dir.join("config.toml") });
         if let Some(es) = &self.cfg.early_stopping {
             cbs.push(EarlyStopping::new(es.clone()));
         }

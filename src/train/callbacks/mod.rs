@@ -2,6 +2,7 @@
 //! epoch lines) beside them.
 
 pub mod checkpointer;
+pub mod commit_config;
 #[cfg(feature = "plot")]
 pub mod curves;
 pub mod early_stopping;
@@ -15,6 +16,7 @@ pub mod report_json;
 pub mod tensorboard;
 
 pub use checkpointer::{Checkpointer, RunMeta};
+pub use commit_config::CommitConfig;
 pub use early_stopping::{EarlyStopping, Metric};
 pub use metrics_csv::MetricsCsv;
 pub use misclassified::MisclassifiedImages;
