@@ -133,6 +133,13 @@ fn divergence_in_the_first_epoch_says_no_checkpoint_was_written() {
     assert!(err.contains("diverged") && err.contains("epoch 1"), "{err}");
     assert!(err.contains("No checkpoint had been written yet"), "{err}");
     assert!(!run.join("checkpoints/best").exists());
+    // Nothing to resume, and the message says how to start again; starting again reuses the folder (no `run-2`).
+    let cfg = TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    let err = train(cfg.clone(), TrainOptions { resume: Some(run.clone()), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("nothing to resume") && err.to_string().contains("--out"), "{err}");
+    let cfg = cfg.with_overrides(&[("lr".into(), 0.01.into())]).unwrap();
+    train(cfg, TrainOptions::default()).unwrap();
+    assert!(run.join("checkpoints/last/meta.json").exists() && !d.path().join("run-2").exists());
 }
 
 #[test]

@@ -41,6 +41,9 @@ pub struct Run {
 impl Run {
     /// Resolves the folder, loads and splits the data, fits (or restores) the preprocessing.
     pub fn prepare(mut cfg: TrainConfig, resume: Option<&Path>) -> Result<Run> {
+        if let Some(d) = resume.filter(|d| !has_checkpoint(d)) {
+            return Err(no_checkpoint(d));
+        }
         let resumed = resume.map(|d| Checkpoint::load(&d.join("checkpoints").join("last"))).transpose()?;
         cfg.validate()?;
         let dir = match resume {
@@ -255,13 +258,31 @@ pub fn split_indices(cfg: &TrainConfig, spec: &DataSpec, n: usize) -> (Vec<usize
 
 /// A fresh run folder: the given one, or the next free `NAME-2`, `NAME-3`, ... if it already holds a run.
 fn fresh_dir(base: &Path) -> PathBuf {
-    if !base.join("checkpoints").exists() {
-        return base.to_path_buf();
-    }
-    (2..)
-        .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
-        .find(|p| !p.join("checkpoints").exists())
+    (1..)
+        .map(|i| if i == 1 { base.to_path_buf() } else { PathBuf::from(format!("{}-{i}", base.display())) })
+        .find(|p| !has_checkpoint(p))
         .expect("some suffix is free")
+}
+
+/// Whether a run folder holds a checkpoint. One that does not (a start killed or diverged before its first epoch
+/// ended) is reused by a fresh run rather than left beside `RUN-2`.
+fn has_checkpoint(run: &Path) -> bool {
+    ["last", "last.prev", "best", "best.prev"]
+        .iter()
+        .any(|c| run.join("checkpoints").join(c).join("meta.json").exists())
+}
+
+/// `--resume RUN` where RUN has no checkpoint: say so, and how to start it again.
+fn no_checkpoint(run: &Path) -> Error {
+    Error::file(
+        run,
+        format!(
+            "nothing to resume: the run stopped before its first epoch was checkpointed. Start it again in the same \
+             folder: convkit train --config {} --out {}",
+            run.join("config.toml").display(),
+            run.display()
+        ),
+    )
 }
 
 /// The test split at the model's input size, its labels in the training split's class numbering.
