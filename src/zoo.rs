@@ -216,6 +216,7 @@ pub fn plot(entries: &[Entry], path: &Path, font: Option<&Path>) -> Result<Vec<R
     Ok(rects)
 }
 
+#[cfg(feature = "plot")]
 const FAMILIES: [(&str, &str); 5] = [
     ("AlexNet / ZFNet", "alexnet"),
     ("VGG", "vgg"),
@@ -224,6 +225,7 @@ const FAMILIES: [(&str, &str); 5] = [
     ("MobileNet", "mobilenet"),
 ];
 /// The legend's box, lower right (where no published model sits).
+#[cfg(feature = "plot")]
 const LEGEND: Rect = [988, 546, 1170, 660];
 
 /// The families' colours.
