@@ -104,17 +104,13 @@ pub fn evaluate_views(
 fn viewed(ds: &Dataset, indices: &[usize], v: crate::augment::tta::View) -> Dataset {
     use rayon::prelude::*;
     let mut m = ds.clone();
-    let (d, shape) = (ds.image_len(), ds.shape);
-    let mut chunks: Vec<&mut [u8]> = m.images.chunks_mut(d).collect();
-    let mut wanted: Vec<&mut &mut [u8]> = Vec::new();
-    let mut take = vec![false; chunks.len()];
+    let mut take = vec![false; ds.len()];
     indices.iter().for_each(|&i| take[i] = true);
-    for (i, c) in chunks.iter_mut().enumerate() {
-        if take[i] {
-            wanted.push(c);
-        }
-    }
-    wanted.into_par_iter().for_each(|img| v.apply(img, shape));
+    m.images
+        .par_chunks_mut(ds.image_len())
+        .zip(take.par_iter())
+        .filter(|(_, t)| **t)
+        .for_each(|(img, _)| v.apply(img, ds.shape));
     m
 }
 
@@ -162,8 +158,7 @@ pub fn evaluate_checkpoint(
     let ds = Arc::new(ds);
     let idx: Vec<usize> = match split {
         EvalSplit::Val => {
-            let run = ck.dir.parent().and_then(|p| p.parent()).map(|p| p.join("config.toml"));
-            let path = run.filter(|p| p.exists()).ok_or_else(|| {
+            let path = run_config_path(ck).filter(|p| p.exists()).ok_or_else(|| {
                 crate::Error::file(
                     &ck.dir,
                     "--split val needs the run's config.toml two folders up (RUN/checkpoints/NAME)",
@@ -182,8 +177,12 @@ pub fn evaluate_checkpoint(
 
 /// The recipe of the run a checkpoint belongs to (`RUN/checkpoints/NAME`), when it is there.
 pub fn run_config(ck: &crate::train::checkpoint::Checkpoint) -> Option<crate::train::TrainConfig> {
-    let path = ck.dir.parent()?.parent()?.join("config.toml");
-    crate::train::TrainConfig::from_file(&path).ok()
+    crate::train::TrainConfig::from_file(&run_config_path(ck)?).ok()
+}
+
+/// `RUN/config.toml` for a checkpoint at `RUN/checkpoints/NAME`.
+fn run_config_path(ck: &crate::train::checkpoint::Checkpoint) -> Option<std::path::PathBuf> {
+    Some(ck.dir.parent()?.parent()?.join("config.toml"))
 }
 
 impl std::fmt::Display for EvalReport {
