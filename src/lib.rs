@@ -20,6 +20,7 @@ pub mod optim;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod predict;
+pub mod pretrained;
 pub mod race;
 pub mod regularize;
 #[cfg(feature = "plot")]

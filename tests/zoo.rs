@@ -128,7 +128,9 @@ fn gradcheck_inception_bottleneck_inverted_residual() {
         assert!(rep.judged_error() < 1e-5, "bottleneck\n{rep}");
     }
     for (cin, cout, stride, t) in [(4, 4, 1, 3), (4, 6, 2, 2), (3, 3, 1, 1)] {
-        let mut b = mobilenetv2::inverted_residual::<f64>(cin, cout, stride, t, &mut r).unwrap();
+        let mut b =
+            mobilenetv2::inverted_residual::<f64>(cin, cout, stride, t, mobilenetv2::Variant::Torchvision, &mut r)
+                .unwrap();
         for mode in [Mode::Train, Mode::Eval] {
             let rep = check_layer(b.as_mut(), &random_input(&[2, cin, 6, 6], 4), &Options { mode, ..opts.clone() });
             assert!(rep.judged_error() < 1e-5, "inverted residual {mode:?}\n{rep}");

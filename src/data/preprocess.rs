@@ -6,6 +6,7 @@
 //! - `zca`: whitening that keeps the image's layout, `W = U diag(1/sqrt(l + eps)) U^T` on mean-centred pixels.
 //! - `pca`: PCA whitening, `W = diag(1/sqrt(l + eps)) U^T`: decorrelated components, no longer an image.
 //! - `none`: pixels scaled to [0, 1].
+//! - `tf`: pixels scaled to [-1, 1], as Keras' `preprocess_input` in mode "tf" (its MobileNetV2 weights expect it).
 
 use super::Dataset;
 use crate::kernels::gemm::{matmul, Mat};
@@ -22,6 +23,7 @@ pub enum PreprocessKind {
     Zca,
     Pca,
     None,
+    Tf,
 }
 
 impl std::str::FromStr for PreprocessKind {
@@ -33,11 +35,12 @@ impl std::str::FromStr for PreprocessKind {
             "zca" => Self::Zca,
             "pca" => Self::Pca,
             "none" => Self::None,
+            "tf" => Self::Tf,
             o => {
                 return Err(Error::Unknown {
                     kind: "preprocessing",
                     name: o.into(),
-                    known: "channel-norm, mean-image, zca, pca, none".into(),
+                    known: "channel-norm, mean-image, zca, pca, none, tf".into(),
                 })
             }
         })
@@ -70,7 +73,7 @@ impl Preprocess {
         }
         let mut p = Preprocess { kind, shape: ds.shape, mean: Vec::new(), std: Vec::new(), matrix: Vec::new() };
         match kind {
-            PreprocessKind::None => {}
+            PreprocessKind::None | PreprocessKind::Tf => {}
             PreprocessKind::ChannelNorm => {
                 let (mut s1, mut s2) = (vec![0f64; c], vec![0f64; c]);
                 for i in 0..n {
@@ -113,6 +116,7 @@ impl Preprocess {
         }
         match self.kind {
             PreprocessKind::None => {}
+            PreprocessKind::Tf => x.data_mut().iter_mut().for_each(|v| *v = *v * 2.0 - 1.0),
             PreprocessKind::ChannelNorm => {
                 for img in x.data_mut().chunks_mut(d) {
                     for (ch, plane) in img.chunks_mut(hw).enumerate() {

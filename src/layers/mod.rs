@@ -20,6 +20,7 @@ pub mod relu;
 pub mod relu6;
 pub mod sigmoid;
 pub mod tanh;
+pub mod zero_pad;
 
 pub use avgpool::AvgPool2d;
 pub use batchnorm::BatchNorm;
@@ -37,6 +38,7 @@ pub use relu::Relu;
 pub use relu6::Relu6;
 pub use sigmoid::Sigmoid;
 pub use tanh::Tanh;
+pub use zero_pad::ZeroPad2d;
 
 use crate::tensor::{Float, Tensor};
 use crate::Result;

@@ -108,9 +108,16 @@ fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
         (imagenet("resnet50", "ResNet-50: bottlenecks [3, 4, 6, 3]", 224), |o| resnet::build::<T>(50, o)),
         (imagenet("resnet101", "ResNet-101: bottlenecks [3, 4, 23, 3]", 224), |o| resnet::build::<T>(101, o)),
         (imagenet("resnet152", "ResNet-152: bottlenecks [3, 8, 36, 3]", 224), |o| resnet::build::<T>(152, o)),
+        (imagenet("mobilenetv2", "MobileNetV2, width 1.0: inverted residuals with depthwise convs", 224), |o| {
+            mobilenetv2::build::<T>(o, mobilenetv2::Variant::Torchvision)
+        }),
         (
-            imagenet("mobilenetv2", "MobileNetV2, width 1.0: inverted residuals with depthwise convs", 224),
-            mobilenetv2::build::<T>,
+            imagenet(
+                "mobilenetv2_keras",
+                "MobileNetV2 as keras.applications builds it (TF 'same' padding, BN eps 1e-3), for Keras weights",
+                160,
+            ),
+            |o| mobilenetv2::build::<T>(o, mobilenetv2::Variant::Keras),
         ),
     ]
 }
