@@ -48,6 +48,20 @@ pub fn evaluate_views(
     views: TestViews,
     pad: usize,
 ) -> EvalReport {
+    let (probs, labels) = probabilities(model, ds, indices, prep, batch_size, views, pad);
+    report(&probs, &labels, &ds.classes)
+}
+
+/// Softmax outputs averaged over the views, one row of `C` per image in `indices` order, and the labels.
+pub fn probabilities(
+    model: &mut Model<f32>,
+    ds: &Arc<Dataset>,
+    indices: Arc<Vec<usize>>,
+    prep: &Arc<Preprocess>,
+    batch_size: usize,
+    views: TestViews,
+    pad: usize,
+) -> (Vec<f64>, Vec<usize>) {
     let k = ds.classes.len();
     // Views are made from the raw bytes, not the preprocessed tensor: a mean image or ZCA is not symmetric.
     let sets: Vec<Arc<Dataset>> = crate::augment::tta::views(views, ds.shape, pad)
@@ -55,7 +69,6 @@ pub fn evaluate_views(
         .map(|v| if v == crate::augment::tta::View::default() { ds.clone() } else { Arc::new(viewed(ds, &indices, v)) })
         .collect();
     let cfg = LoaderConfig { batch_size, shuffle: false, augment: Default::default(), seed: 0 };
-    // Probabilities summed over views, one row per image in `indices` order.
     let mut probs = vec![0f64; indices.len() * k];
     let mut labels = Vec::with_capacity(indices.len());
     for (v, set) in sets.iter().enumerate() {
@@ -72,12 +85,21 @@ pub fn evaluate_views(
             }
         }
     }
+    let n = sets.len() as f64;
+    probs.iter_mut().for_each(|p| *p /= n);
+    (probs, labels)
+}
+
+/// Accuracy, loss (the mean negative log of the true class's probability), per-class accuracy and confusion
+/// matrix from probability rows.
+pub fn report(probs: &[f64], labels: &[usize], classes: &[String]) -> EvalReport {
+    let k = classes.len();
     let mut confusion = vec![vec![0usize; k]; k];
     let mut loss_sum = 0f64;
-    for (row, &t) in probs.chunks(k).zip(&labels) {
+    for (row, &t) in probs.chunks(k).zip(labels) {
         let p = crate::loss::argmax(row);
         confusion[t][p.min(k - 1)] += 1;
-        loss_sum -= (row[t] / sets.len() as f64).max(1e-300).ln();
+        loss_sum -= row[t].max(1e-300).ln();
     }
     let count = labels.len();
     let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
@@ -85,7 +107,7 @@ pub fn evaluate_views(
         .map(|i| {
             let n: usize = confusion[i].iter().sum();
             ClassAccuracy {
-                class: ds.classes[i].clone(),
+                class: classes[i].clone(),
                 accuracy: if n == 0 { 0.0 } else { confusion[i][i] as f64 / n as f64 },
                 count: n,
             }
@@ -143,6 +165,21 @@ pub fn evaluate_checkpoint(
     split: EvalSplit,
     views: TestViews,
 ) -> crate::Result<(EvalReport, crate::data::DataSpec)> {
+    let (ds, spec) = load_for(ck, data, split)?;
+    let idx = split_indices(ck, &spec, split, ds.len())?;
+    let mut model = ck.model()?;
+    let prep = Arc::new(ck.preprocess());
+    let pad = run_config(ck).map_or(0, |c| c.augment.crop_pad);
+    Ok((evaluate_views(&mut model, &ds, Arc::new(idx), &prep, 256, views, pad), spec))
+}
+
+/// A split of the checkpoint's data (or of `data`, `KIND:PATH`) at its input size, labelled in its class order;
+/// data of another shape or class set is refused.
+pub fn load_for(
+    ck: &crate::train::checkpoint::Checkpoint,
+    data: Option<&str>,
+    split: EvalSplit,
+) -> crate::Result<(Arc<Dataset>, crate::data::DataSpec)> {
     use crate::data::{DataSpec, Split};
     let spec: DataSpec = data.unwrap_or(&ck.meta.data).parse()?;
     let [_, h, w] = ck.meta.input;
@@ -155,24 +192,25 @@ pub fn evaluate_checkpoint(
         )));
     }
     ds.relabel(&ck.meta.classes, &format!("{spec}"))?;
-    let ds = Arc::new(ds);
-    let idx: Vec<usize> = match split {
-        EvalSplit::Val => {
-            let path = run_config_path(ck).filter(|p| p.exists()).ok_or_else(|| {
-                crate::Error::file(
-                    &ck.dir,
-                    "--split val needs the run's config.toml two folders up (RUN/checkpoints/NAME)",
-                )
-            })?;
-            let cfg = crate::train::TrainConfig::from_file(&path)?;
-            crate::train::run::split_indices(&cfg, &spec, ds.len()).1
-        }
-        _ => (0..ds.len()).collect(),
-    };
-    let mut model = ck.model()?;
-    let prep = Arc::new(ck.preprocess());
-    let pad = run_config(ck).map_or(0, |c| c.augment.crop_pad);
-    Ok((evaluate_views(&mut model, &ds, Arc::new(idx), &prep, 256, views, pad), spec))
+    Ok((Arc::new(ds), spec))
+}
+
+/// The images of `split`: all of them, or the run's own validation images (its config.toml gives the size and
+/// seed).
+pub fn split_indices(
+    ck: &crate::train::checkpoint::Checkpoint,
+    spec: &crate::data::DataSpec,
+    split: EvalSplit,
+    n: usize,
+) -> crate::Result<Vec<usize>> {
+    if split != EvalSplit::Val {
+        return Ok((0..n).collect());
+    }
+    let path = run_config_path(ck).filter(|p| p.exists()).ok_or_else(|| {
+        crate::Error::file(&ck.dir, "--split val needs the run's config.toml two folders up (RUN/checkpoints/NAME)")
+    })?;
+    let cfg = crate::train::TrainConfig::from_file(&path)?;
+    Ok(crate::train::run::split_indices(&cfg, spec, n).1)
 }
 
 /// The recipe of the run a checkpoint belongs to (`RUN/checkpoints/NAME`), when it is there.

@@ -7,6 +7,7 @@ pub mod augment;
 pub mod bench;
 pub mod check;
 pub mod data;
+pub mod ensemble;
 pub mod error;
 pub mod evaluate;
 pub mod init;
@@ -30,6 +31,7 @@ pub mod summary;
 pub mod tensor;
 pub mod tensorboard;
 pub mod train;
+pub mod transfer;
 pub mod zoo;
 
 pub use error::{Error, Result};

@@ -265,11 +265,40 @@ enum Cmd {
         #[arg(long)]
         bench: bool,
     },
-    /// Top-5 classes with probabilities for image files, from a trained run.
+    /// Average the softmax outputs of several trained models: independent runs, the snapshots of one SGDR run,
+    /// Polyak-averaged weights. Prints each member's accuracy and the ensemble's.
+    ///
+    /// Example: convkit ensemble --runs runs/a runs/b runs/c --tta flip
+    Ensemble(cli::transfer::EnsembleArgs),
+    /// Transfer learning with a linear classifier: extract a pretrained network's features once (cached), then
+    /// fit softmax regression (or an SVM) on them in seconds.
+    ///
+    /// Example: convkit features --from mobilenetv2-160.safetensors --layout keras --model mobilenetv2_keras
+    ///          --data folder:hymenoptera-256.tar.gz
+    Features(cli::transfer::FeaturesArgs),
+    /// Fine-tune pretrained weights on new data: a new head for its classes, the layers --freeze names frozen,
+    /// optionally a smaller rate for the backbone. Every `train` flag applies.
+    ///
+    /// Example: convkit finetune --from W.safetensors --layout keras --model mobilenetv2_keras
+    ///          --data folder:hymenoptera-256.tar.gz --freeze until=block13 --epochs 5
+    Finetune(Box<cli::transfer::FinetuneArgs>),
+    /// Top-5 classes with probabilities for image files, from a trained run or pretrained weights.
     Predict {
         /// A run folder (uses its `best` checkpoint).
-        #[arg(long, required_unless_present = "checkpoint")]
+        #[arg(long, required_unless_present_any = ["checkpoint", "weights"])]
         run: Option<PathBuf>,
+        /// Pretrained weights (safetensors, with --model and --layout) instead of a run.
+        #[arg(long, requires = "model", conflicts_with_all = ["run", "checkpoint"])]
+        weights: Option<PathBuf>,
+        /// The registered model the weights fit (with --weights), e.g. mobilenetv2_keras.
+        #[arg(long)]
+        model: Option<String>,
+        /// The weights file's layout (with --weights).
+        #[arg(long, value_enum, default_value_t = convkit::pretrained::Layout::Torch)]
+        layout: convkit::pretrained::Layout,
+        /// Class names, one per line (with --weights; default: class 0, class 1, ...).
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// A checkpoint folder (RUN/checkpoints/last, ...).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -433,20 +462,26 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench { net, batch, steps, runs, json, profile } => {
             run_bench(net, batch, threads, steps, runs, json, profile)
         }
-        Cmd::Train(args) => {
-            let (json, resume) = (args.json, args.resume.clone());
-            let monitor_every = (args.monitor_every > 0).then_some(args.monitor_every);
-            let sanity = (!args.no_sanity && resume.is_none())
-                .then(|| convkit::check::sanity::SanityOptions { gradcheck: false, ..Default::default() });
-            let cfg = train_config(*args)?;
-            let mut callbacks = Callbacks::default();
-            callbacks.push(TrainDisplay::default());
-            let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every })?;
-            print_train(&report, json)
-        }
+        Cmd::Train(args) => train_command(*args),
         Cmd::OptimRace { out, steps, tol, seed, json } => optim_race(out, steps, tol, seed, json),
         Cmd::Eval { run, checkpoint, data, split, tta, json } => eval(run, checkpoint, data, split, tta, json),
-        Cmd::Predict { run, checkpoint, images, top, tta, json } => predict(run, checkpoint, images, top, tta, json),
+        Cmd::Predict { run, checkpoint, weights, model, layout, labels, images, top, tta, json } => {
+            let mut p = match weights {
+                Some(w) => convkit::predict::Predictor::from_weights(
+                    &w,
+                    &model.unwrap_or_default(),
+                    layout,
+                    labels.as_deref(),
+                )?,
+                None => {
+                    convkit::predict::Predictor::from_checkpoint(&Checkpoint::load(&checkpoint_dir(run, checkpoint))?)?
+                }
+            };
+            print_predictions(&p.predict(&images, top, tta)?, json)
+        }
+        Cmd::Ensemble(a) => cli::transfer::ensemble(a),
+        Cmd::Features(a) => cli::transfer::features(a),
+        Cmd::Finetune(a) => train_command(cli::transfer::finetune_args(*a)),
         Cmd::Augment { recipe, out, rows, draws, tta, bench } => augment(recipe, out, rows, draws, tta, bench),
         Cmd::Zoo { plot, json } => zoo(plot, json),
         Cmd::Summary { model, input, batch, json } => summary(model, input, batch, json),
@@ -677,27 +712,31 @@ fn pipeline_bench(
 }
 
 /// `convkit predict`: top classes for each image file.
-fn predict(
-    run: Option<PathBuf>,
-    checkpoint: Option<PathBuf>,
-    images: Vec<PathBuf>,
-    top: usize,
-    tta: TestViews,
-    json: bool,
-) -> Result<()> {
-    let ck = Checkpoint::load(&checkpoint_dir(run, checkpoint))?;
-    let preds = convkit::predict::predict(&ck, &images, top, tta)?;
+fn print_predictions(preds: &[convkit::predict::Prediction], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(&preds)?);
     } else {
         for p in preds {
             println!("{}", p.file.display());
-            for (c, pr) in p.top {
+            for (c, pr) in &p.top {
                 println!("  {:>6.2}%  {c}", 100.0 * pr);
             }
         }
     }
     Ok(())
+}
+
+/// `convkit train` (and `finetune`, which is train with a `[transfer]` table).
+fn train_command(args: TrainArgs) -> Result<()> {
+    let (json, resume) = (args.json, args.resume.clone());
+    let monitor_every = (args.monitor_every > 0).then_some(args.monitor_every);
+    let sanity = (!args.no_sanity && resume.is_none())
+        .then(|| convkit::check::sanity::SanityOptions { gradcheck: false, ..Default::default() });
+    let cfg = train_config(args)?;
+    let mut callbacks = Callbacks::default();
+    callbacks.push(TrainDisplay::default());
+    let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every })?;
+    print_train(&report, json)
 }
 
 /// `convkit zoo`: every ImageNet model's accounting, and the bubble chart.

@@ -74,7 +74,7 @@ pub fn load(model: &mut Model<f32>, path: &Path, layout: Layout, rename: &[(Stri
 }
 
 /// Copies what fits; reports the rest. `tensors` are keyed by convkit's name, already in convkit's layout.
-fn copy_into(model: &mut Model<f32>, mut tensors: BTreeMap<String, Tensor<f32>>) -> LoadReport {
+pub(crate) fn copy_into(model: &mut Model<f32>, mut tensors: BTreeMap<String, Tensor<f32>>) -> LoadReport {
     let mut rep = LoadReport::default();
     let mut take = |name: &str, dst: &mut Tensor<f32>| match tensors.remove(name) {
         None => rep.missing.push(name.to_string()),

@@ -1,3 +1,4 @@
 //! Pieces of the `convkit` command that are about the terminal, not about training.
 
 pub mod progress;
+pub mod transfer;

@@ -132,6 +132,27 @@ pub fn decode(
     Ok((h, w, chw))
 }
 
+/// Scraped datasets hold placeholders ("this image could not be found", often a lone GIF among JPEGs) that decode
+/// fine and carry a wrong label. A file whose format is rare in its split is named in a warning, and kept.
+fn warn_odd_formats(root: &Path, entries: &[Entry]) {
+    let format =
+        |e: &Entry| image::guess_format(&e.bytes).map(|f| format!("{f:?}")).unwrap_or_else(|_| "unknown".into());
+    let formats: Vec<String> = entries.iter().map(format).collect();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    formats.iter().for_each(|f| *counts.entry(f).or_default() += 1);
+    let Some((common, n)) = counts.iter().max_by_key(|(_, n)| **n).map(|(f, n)| (*f, *n)) else { return };
+    for (e, f) in entries.iter().zip(&formats).filter(|(_, f)| f.as_str() != common) {
+        if counts[f.as_str()] * 100 <= n {
+            tracing::warn!(
+                "{}: {} is {f} among {n} {common} images: a placeholder? It is kept, labelled '{}'",
+                root.display(),
+                e.name,
+                e.class
+            );
+        }
+    }
+}
+
 pub fn load(root: &Path, split: Split, size: Option<[usize; 2]>) -> Result<Dataset> {
     let lower = root.to_string_lossy().to_ascii_lowercase();
     let is_archive =
@@ -147,6 +168,7 @@ pub fn load(root: &Path, split: Split, size: Option<[usize; 2]>) -> Result<Datas
     };
     let entries: Vec<Entry> = found.into_iter().filter(|(s, _)| s == chosen).map(|(_, e)| e).collect();
     let classes: Vec<String> = entries.iter().map(|e| e.class.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    warn_odd_formats(root, &entries);
     let decoded: Vec<std::result::Result<(usize, usize, Vec<u8>), String>> =
         entries.par_iter().map(|e| decode(&e.bytes, 3, size)).collect();
     let mut skipped = Vec::new();

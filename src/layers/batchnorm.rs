@@ -81,6 +81,8 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
     fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
         let (b, c, s) = bcs(x.shape());
         let eps = T::c(self.cfg.eps);
+        // A frozen batch norm (fine-tuning) keeps its pretrained statistics.
+        let mode = if self.gamma.frozen { Mode::Eval } else { mode };
         self.last_mode = mode;
         if mode == Mode::Train {
             // Per-channel mean and (biased) variance in one pass: shifted sums (shift = the channel's first value)

@@ -66,12 +66,14 @@ pub struct Param<T: Float> {
     pub kind: ParamKind,
     /// Frozen parameters (transfer learning) get no gradient and no update.
     pub frozen: bool,
+    /// This parameter's rate as a multiple of the run's (fine-tuning: a smaller rate for the backbone).
+    pub lr_scale: f64,
 }
 
 impl<T: Float> Param<T> {
     pub fn new(value: Tensor<T>, kind: ParamKind) -> Self {
         let grad = Tensor::zeros(value.shape());
-        Param { value, grad, kind, frozen: false }
+        Param { value, grad, kind, frozen: false, lr_scale: 1.0 }
     }
 }
 

@@ -42,6 +42,22 @@ impl<T: Float> Sequential<T> {
     pub fn layers(&self) -> impl Iterator<Item = (&str, &dyn Layer<T>)> {
         self.layers.iter().map(|(n, l)| (n.as_str(), l.as_ref()))
     }
+    /// Runs the layers up to and including `last` (a top-level name, e.g. `pool`): the features a transfer
+    /// learner takes from a trained network.
+    pub fn forward_until(&mut self, x: &Tensor<T>, last: &str, mode: Mode) -> Result<Tensor<T>> {
+        let Some(end) = self.layers.iter().position(|(n, _)| n == last) else {
+            let names: Vec<&str> = self.layers.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(crate::Error::Config(format!(
+                "no layer '{last}'; the top-level layers are {}",
+                names.join(", ")
+            )));
+        };
+        let mut y = x.clone();
+        for (_, l) in &mut self.layers[..=end] {
+            y = l.forward(&y, mode);
+        }
+        Ok(y)
+    }
     pub fn layers_mut(&mut self) -> impl Iterator<Item = (&str, &mut Box<dyn Layer<T>>)> {
         self.layers.iter_mut().map(|(n, l)| (n.as_str(), l))
     }

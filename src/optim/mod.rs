@@ -178,7 +178,7 @@ impl<T: Float> Optimizer<T> {
             // Coupled decay, once for every rule: the gradient becomes dx + wd*x (PyTorch's order).
             p.grad.data_mut().iter_mut().zip(p.value.data()).for_each(|(g, &x)| *g += wd * x);
         }
-        let h = Step { lr: T::c(self.lr), wd, t: self.t.max(1) };
+        let h = Step { lr: T::c(self.lr * p.lr_scale), wd, t: self.t.max(1) };
         // Look up before inserting: the name is allocated once per parameter, not once per step.
         if !self.state.contains_key(name) {
             let n = self.rule.slots().len();

@@ -76,6 +76,10 @@ pub struct TrainConfig {
     /// `monitor` ("val_acc" or "val_loss"), `min_delta`, `restore_best`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<crate::train::callbacks::early_stopping::EarlyStoppingConfig>,
+    /// Start from pretrained weights and fine-tune: a `[transfer]` table with `from`, and optionally `layout`
+    /// (torch, keras), `freeze` (all, until=LAYER, none), `head_lr`, `backbone_lr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<crate::transfer::finetune::TransferConfig>,
     /// Run folder; default `runs/<model>-<data kind>`.
     #[serde(default)]
     pub out: Option<PathBuf>,
@@ -191,6 +195,9 @@ impl TrainConfig {
         }
         if let Some(es) = &self.early_stopping {
             es.validate()?;
+        }
+        if let Some(t) = &self.transfer {
+            t.validate(self.lr)?;
         }
         self.data.parse::<crate::data::DataSpec>()?;
         Ok(())

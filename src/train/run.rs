@@ -4,7 +4,7 @@
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
     Checkpointer, CommitConfig, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule,
-    PolyakAveraging, ReportJson, RunMeta, TensorBoard,
+    PolyakAveraging, ReportJson, RunMeta, Snapshots, TensorBoard,
 };
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
@@ -69,9 +69,11 @@ impl Run {
         }
         let test = Arc::new(load_test(&spec, &info, &full.classes)?);
         let (train, val) = split_indices(&cfg, &spec, full.len());
-        let prep = match &resumed {
-            Some(ck) => ck.preprocess(),
-            None => Preprocess::fit(cfg.preprocess, &full.subset(&train))?,
+        let prep = match (&resumed, &cfg.transfer) {
+            (Some(ck), _) => ck.preprocess(),
+            // Pretrained weights expect the transform they were trained with, not one fitted here.
+            (None, Some(t)) => t.preprocess(info.input)?,
+            (None, None) => Preprocess::fit(cfg.preprocess, &full.subset(&train))?,
         };
         let classes = full.classes.clone();
         let mut augment = cfg.augment.clone();
@@ -96,7 +98,7 @@ impl Run {
     /// The model, the optimizer (or L-BFGS), the schedule, penalty and clipping; restored when resuming.
     pub fn trainer(&self) -> Result<Trainer> {
         let cfg = &self.cfg;
-        let mut model = models::build::<f32>(&cfg.model, Some(self.classes.len()), cfg.seed)?.for_training();
+        let mut model = self.model()?.for_training();
         crate::memory::check_batch(&mut model, cfg.batch_size, "batch_size")?;
         let method = match &cfg.optimizer {
             OptimizerConfig::Lbfgs(lb) => Method::Lbfgs(self.lbfgs(lb)?),
@@ -110,6 +112,37 @@ impl Run {
             self.restore(&mut t, ck)?;
         }
         Ok(t)
+    }
+
+    /// The recipe's model: freshly initialised, or pretrained and partly frozen for fine-tuning.
+    fn model(&self) -> Result<models::Model<f32>> {
+        let cfg = &self.cfg;
+        let classes = self.classes.len();
+        match (&cfg.transfer, &self.resumed) {
+            (None, _) => models::build::<f32>(&cfg.model, Some(classes), cfg.seed),
+            (Some(t), Some(_)) => {
+                let mut m = models::build::<f32>(&cfg.model, Some(classes), cfg.seed)?;
+                t.apply(&mut m, cfg.lr)?;
+                Ok(m)
+            }
+            (Some(t), None) => {
+                let (mut m, report, frozen) = t.model(&cfg.model, classes, cfg.lr)?;
+                if let Some(r) = report {
+                    tracing::info!("{}: {}", t.from.display(), r.to_string().trim_end());
+                }
+                if t.probe_head {
+                    let train = self.data.dataset.subset(&self.data.train);
+                    let acc = crate::transfer::finetune::TransferConfig::fit_head(&mut m, &train, &self.data.prep)?;
+                    tracing::info!("new head fitted as a linear probe: {:.2}% training accuracy", 100.0 * acc);
+                }
+                tracing::info!(
+                    "fine-tuning from {}: {frozen} frozen weights (freeze {})",
+                    t.from.display(),
+                    String::from(t.freeze.clone())
+                );
+                Ok(m)
+            }
+        }
     }
 
     /// L-BFGS settings, refused unless the loss is the same function at every evaluation.
@@ -163,6 +196,10 @@ impl Run {
         cbs.push(TensorBoard::new(self.dir.join("tb"), tb_resume));
         #[cfg(feature = "plot")]
         cbs.push(super::callbacks::curves::Curves::new(self.dir.join("metrics.csv"), self.dir.join("curves.png")));
+        if matches!(self.cfg.schedule, crate::schedule::Schedule::Sgdr { .. }) {
+            let warmup_epochs = self.cfg.warmup_epochs;
+            cbs.push(Snapshots { dir: ck_dir.clone(), run: self.run_meta(), warmup_epochs });
+        }
         cbs.push(Checkpointer { dir: ck_dir, run: self.run_meta() });
         cbs.push(CommitConfig { pending: self.dir.join("config.pending.toml"), path: self.dir.join("config.toml") });
         if let Some(es) = &self.cfg.early_stopping {

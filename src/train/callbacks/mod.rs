@@ -13,6 +13,7 @@ pub mod nonfinite;
 pub mod plateau;
 pub mod polyak;
 pub mod report_json;
+pub mod snapshots;
 pub mod tensorboard;
 
 pub use checkpointer::{Checkpointer, RunMeta};
@@ -25,4 +26,5 @@ pub use nonfinite::NonFiniteGuard;
 pub use plateau::PlateauRule;
 pub use polyak::PolyakAveraging;
 pub use report_json::ReportJson;
+pub use snapshots::Snapshots;
 pub use tensorboard::TensorBoard;
