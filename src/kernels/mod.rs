@@ -2,6 +2,7 @@
 //!
 //! A GPU backend replaces this module (cuBLAS for `gemm`, cuDNN for the convolutions); the layers' maths stays.
 
+pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 pub mod im2col;

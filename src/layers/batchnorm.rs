@@ -17,15 +17,23 @@ pub struct BatchNormConfig {
     pub momentum: f64,
     /// Apply ReLU to the output in the same pass (the BN-ReLU pair of every ResNet block); default false.
     pub relu: bool,
+    /// The fused ReLU's ceiling: 6 for MobileNet's ReLU6, infinity (the default) for a plain ReLU.
+    pub relu_cap: f64,
 }
 
 impl BatchNormConfig {
     pub fn new(num_features: usize) -> Self {
-        BatchNormConfig { num_features, eps: 1e-5, momentum: 0.1, relu: false }
+        BatchNormConfig { num_features, eps: 1e-5, momentum: 0.1, relu: false, relu_cap: f64::INFINITY }
     }
     /// Fuses a following ReLU: one pass over memory instead of two, forward and backward.
     pub fn relu(mut self) -> Self {
         self.relu = true;
+        self
+    }
+    /// Fuses a following ReLU6, `min(max(0, x), 6)` (MobileNet's BN-ReLU6 pairs).
+    pub fn relu6(mut self) -> Self {
+        self.relu = true;
+        self.relu_cap = 6.0;
         self
     }
     pub fn build<T: Float>(&self) -> BatchNorm<T> {
@@ -56,6 +64,40 @@ pub struct BatchNorm<T: Float> {
     last_mode: Mode,
 }
 
+/// `(sum g, sum g * (x - mean))` over a plane, `g = gate(dy, y)` (or `dy` without `y`), in 8 independent lanes
+/// so that the compiler can vectorise the reduction (one running sum is a chain of dependent adds).
+fn lane_sums<T: Float>(dy: &[T], x: &[T], y: Option<&[T]>, mean: T, gate: impl Fn(T, T) -> T) -> (T, T) {
+    const L: usize = 8;
+    let (mut a, mut b) = ([T::zero(); L], [T::zero(); L]);
+    let n = dy.len() / L * L;
+    match y {
+        Some(y) => {
+            for ((d, v), yv) in dy[..n].chunks_exact(L).zip(x[..n].chunks_exact(L)).zip(y[..n].chunks_exact(L)) {
+                for k in 0..L {
+                    let g = gate(d[k], yv[k]);
+                    a[k] += g;
+                    b[k] += g * (v[k] - mean);
+                }
+            }
+        }
+        None => {
+            for (d, v) in dy[..n].chunks_exact(L).zip(x[..n].chunks_exact(L)) {
+                for k in 0..L {
+                    a[k] += d[k];
+                    b[k] += d[k] * (v[k] - mean);
+                }
+            }
+        }
+    }
+    let (mut sa, mut sb) = (a.iter().fold(T::zero(), |s, &v| s + v), b.iter().fold(T::zero(), |s, &v| s + v));
+    for i in n..dy.len() {
+        let g = y.map_or(dy[i], |y| gate(dy[i], y[i]));
+        sa += g;
+        sb += g * (x[i] - mean);
+    }
+    (sa, sb)
+}
+
 /// Planes per rayon task, so that each task has a few thousand values to work on.
 fn plane_batch(s: usize) -> usize {
     (4096 / s.max(1)).max(1)
@@ -63,7 +105,12 @@ fn plane_batch(s: usize) -> usize {
 
 impl<T: Float> Layer<T> for BatchNorm<T> {
     fn describe(&self) -> String {
-        format!("batchnorm({}){}", self.cfg.num_features, if self.cfg.relu { "+relu" } else { "" })
+        let act = match (self.cfg.relu, self.cfg.relu_cap.is_finite()) {
+            (false, _) => String::new(),
+            (true, false) => "+relu".into(),
+            (true, true) => format!("+relu{}", self.cfg.relu_cap),
+        };
+        format!("batchnorm({}){act}", self.cfg.num_features)
     }
 
     fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
@@ -125,14 +172,19 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
             }
         }
         let (mean, invstd, gamma, beta) = (&self.mean, &self.invstd, self.gamma.value.data(), self.beta.value.data());
-        let relu = self.cfg.relu;
+        let (relu, cap) = (self.cfg.relu, T::c(self.cfg.relu_cap));
+        let capped = self.cfg.relu_cap.is_finite();
         let mut y = Tensor::uninit(x.shape());
         y.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).enumerate().with_min_len(plane_batch(s)).for_each(
             |(i, (yp, xp))| {
                 let ch = i % c;
                 let scale = gamma[ch] * invstd[ch];
                 let shift = beta[ch] - mean[ch] * scale;
-                if relu {
+                if relu && capped {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = (v * scale + shift).max(T::zero()).min(cap);
+                    }
+                } else if relu {
                     for (o, &v) in yp.iter_mut().zip(xp) {
                         *o = (v * scale + shift).max(T::zero());
                     }
@@ -149,9 +201,10 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let (b, c, s) = bcs(x.shape());
         let (mean, invstd) = (&self.mean, &self.invstd);
-        let relu = self.cfg.relu;
-        // With the fused ReLU, the gradient reaching the normalisation is dy where the output is positive.
-        let gate = move |d: T, y: T| if relu && y <= T::zero() { T::zero() } else { d };
+        let (relu, cap) = (self.cfg.relu, T::c(self.cfg.relu_cap));
+        // With the fused ReLU, the gradient reaching the normalisation is dy where the output is strictly between
+        // 0 and the cap (infinity for a plain ReLU).
+        let gate = move |d: T, y: T| if relu && (y <= T::zero() || y >= cap) { T::zero() } else { d };
         // Per channel: sum(dy) and sum(dy * xhat).
         let sums: Vec<(T, T)> = (0..c)
             .into_par_iter()
@@ -160,19 +213,10 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                 for i in 0..b {
                     let off = (i * c + ch) * s;
                     let (dyp, xp) = (&dy.data()[off..off + s], &x.data()[off..off + s]);
-                    if relu {
-                        for ((&d, &v), &yv) in dyp.iter().zip(xp).zip(&y.data()[off..off + s]) {
-                            let d = gate(d, yv);
-                            sd += d;
-                            sdx += d * (v - mean[ch]) * invstd[ch];
-                        }
-                    } else {
-                        // Without the fused ReLU, y is not needed: one stream less to read.
-                        for (&d, &v) in dyp.iter().zip(xp) {
-                            sd += d;
-                            sdx += d * (v - mean[ch]) * invstd[ch];
-                        }
-                    }
+                    let yp = relu.then(|| &y.data()[off..off + s]);
+                    let (a, bsum) = lane_sums(dyp, xp, yp, mean[ch], gate);
+                    sd += a;
+                    sdx += bsum * invstd[ch];
                 }
                 (sd, sdx)
             })
@@ -203,13 +247,15 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                     // dx = gamma*invstd/N * (N dy - sum(dy) - xhat * sum(dy xhat))
                     let (sd, sdx) = sums[ch];
                     let (mu, is) = (mean[ch], invstd[ch]);
+                    // k * (g - (sd + (x - mu) * is * sdx) / n) as k*g - c0 - c1 * (x - mu): no division per element.
+                    let (c0, c1) = (k * sd / n, k * is * sdx / n);
                     if relu {
                         for (((o, &v), &d), &yv) in dxp.iter_mut().zip(xp).zip(dyp).zip(yp) {
-                            *o = k * (gate(d, yv) - (sd + (v - mu) * is * sdx) / n);
+                            *o = k * gate(d, yv) - c0 - c1 * (v - mu);
                         }
                     } else {
                         for ((o, &v), &d) in dxp.iter_mut().zip(xp).zip(dyp) {
-                            *o = k * (d - (sd + (v - mu) * is * sdx) / n);
+                            *o = k * d - c0 - c1 * (v - mu);
                         }
                     }
                 } else {
@@ -281,6 +327,26 @@ mod tests {
         let mut fused = bn_with_affine(2);
         fused.cfg.relu = true;
         let want = plain.forward(&x, Mode::Train).map(|v| v.max(0.0));
+        assert_eq!(fused.forward(&x, Mode::Train).data(), want.data());
+        for mode in [Mode::Train, Mode::Eval] {
+            let rep = check_layer(&mut fused, &x, &Options { mode, ..Options::default() });
+            assert!(rep.judged_error() < 1e-6, "{mode:?}\n{rep}");
+        }
+    }
+
+    #[test]
+    fn fused_relu6_equals_bn_then_relu6() {
+        // Scaled up so that outputs fall on both sides of both kinks (0 and 6).
+        let x = random_input(&[3, 2, 3, 3], 5).map(|v| v * 4.0);
+        let mut plain = bn_with_affine(2);
+        let mut fused = bn_with_affine(2);
+        for bn in [&mut plain, &mut fused] {
+            bn.gamma.value = Tensor::from_vec(&[2], vec![5.0, 3.0]);
+            bn.beta.value = Tensor::from_vec(&[2], vec![2.0, 1.0]);
+        }
+        fused.cfg = fused.cfg.clone().relu6();
+        let want = plain.forward(&x, Mode::Train).map(|v| v.clamp(0.0, 6.0));
+        assert!(want.data().iter().any(|&v| v == 6.0) && want.data().iter().any(|&v| v == 0.0));
         assert_eq!(fused.forward(&x, Mode::Train).data(), want.data());
         for mode in [Mode::Train, Mode::Eval] {
             let rep = check_layer(&mut fused, &x, &Options { mode, ..Options::default() });

@@ -6,6 +6,7 @@
 
 use super::{expect_rank, join, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::init::Init;
+use crate::kernels::depthwise;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, im2col, Geometry};
 use crate::kernels::threads;
@@ -109,6 +110,87 @@ fn batch_chunk(b: usize) -> usize {
 }
 
 impl<T: Float> Conv2d<T> {
+    /// One input channel per output channel: the plane-by-plane kernel, not im2col + GEMM.
+    fn is_depthwise(&self) -> bool {
+        let c = &self.cfg;
+        c.groups > 1 && c.groups == c.in_channels && c.groups == c.out_channels
+    }
+
+    fn forward_depthwise(&self, x: &Tensor<T>, oshape: &[usize]) -> Tensor<T> {
+        let g = Geometry { c: 1, ..self.geometry(x.shape()) };
+        let c = self.cfg.in_channels;
+        let (w, bias, relu) = (self.weight.value.data(), self.bias.as_ref().map(|p| p.value.data()), self.cfg.relu);
+        let k = g.kh * g.kw;
+        let mut y = Tensor::uninit(oshape);
+        let per_out = oshape[2] * oshape[3];
+        y.data_mut().par_chunks_mut(per_out).zip(x.data().par_chunks(g.h * g.w)).enumerate().for_each(
+            |(i, (yp, xp))| {
+                let ch = i % c;
+                depthwise::forward(&g, xp, &w[ch * k..][..k], yp);
+                if let Some(b) = bias {
+                    yp.iter_mut().for_each(|v| *v += b[ch]);
+                }
+                if relu {
+                    yp.iter_mut().for_each(|v| *v = v.max(T::zero()));
+                }
+            },
+        );
+        y
+    }
+
+    fn backward_depthwise(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+        let g = Geometry { c: 1, ..self.geometry(x.shape()) };
+        let c = self.cfg.in_channels;
+        let k = g.kh * g.kw;
+        let per_out = dy.shape()[2] * dy.shape()[3];
+        let (relu, skip_dx) = (self.cfg.relu, self.skip_dx);
+        let w = self.weight.value.data();
+        let mut dx = Tensor::zeros(if skip_dx { &[0] } else { x.shape() });
+        let planes = x.len() / (g.h * g.w);
+        // Each plane's dW (k values) and db, summed per channel after.
+        let mut partial = vec![T::zero(); planes * (k + 1)];
+        let dx_planes: Vec<Option<&mut [T]>> = if skip_dx {
+            (0..planes).map(|_| None).collect()
+        } else {
+            dx.data_mut().chunks_mut(g.h * g.w).map(Some).collect()
+        };
+        partial.par_chunks_mut(k + 1).zip(dx_planes).enumerate().for_each(|(i, (part, dxp))| {
+            let ch = i % c;
+            let (xp, dyp, yp) = (
+                &x.data()[i * g.h * g.w..][..g.h * g.w],
+                &dy.data()[i * per_out..][..per_out],
+                &y.data()[i * per_out..][..per_out],
+            );
+            let gated: Vec<T>;
+            let dyp = if relu {
+                gated = dyp.iter().zip(yp).map(|(&d, &v)| if v > T::zero() { d } else { T::zero() }).collect();
+                &gated[..]
+            } else {
+                dyp
+            };
+            let (dw, db) = part.split_at_mut(k);
+            depthwise::backward(&g, xp, &w[ch * k..][..k], dyp, dw, dxp);
+            db[0] = dyp.iter().fold(T::zero(), |a, &v| a + v);
+        });
+        let frozen_w = self.weight.frozen;
+        for (i, part) in partial.chunks(k + 1).enumerate() {
+            let ch = i % c;
+            if !frozen_w {
+                for (a, &v) in self.weight.grad.data_mut()[ch * k..][..k].iter_mut().zip(&part[..k]) {
+                    *a += v;
+                }
+            }
+            if let Some(b) = self.bias.as_mut().filter(|p| !p.frozen) {
+                b.grad.data_mut()[ch] += part[k];
+            }
+        }
+        if skip_dx {
+            Tensor::zeros(x.shape())
+        } else {
+            dx
+        }
+    }
+
     fn geometry(&self, x: &[usize]) -> Geometry {
         let c = &self.cfg;
         Geometry {
@@ -156,6 +238,9 @@ impl<T: Float> Layer<T> for Conv2d<T> {
 
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let oshape = self.output_shape(x.shape()).expect("conv input shape (checked when the network was built)");
+        if self.is_depthwise() {
+            return self.forward_depthwise(x, &oshape);
+        }
         let g = self.geometry(x.shape());
         let (b, groups) = (x.batch(), self.cfg.groups);
         let cout_g = self.cfg.out_channels / groups;
@@ -199,6 +284,9 @@ impl<T: Float> Layer<T> for Conv2d<T> {
     }
 
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+        if self.is_depthwise() {
+            return self.backward_depthwise(x, y, dy);
+        }
         let g = self.geometry(x.shape());
         let (b, groups) = (x.batch(), self.cfg.groups);
         let cout = self.cfg.out_channels;
@@ -378,6 +466,9 @@ mod tests {
             Conv2dConfig::new(3, 5, 3),
             Conv2dConfig::new(2, 3, 5).padding(1),
             Conv2dConfig::new(3, 4, 3).padding(1).relu(),
+            // The depthwise kernel: stride 1 with a fused ReLU, and a large stride without padding.
+            Conv2dConfig::new(3, 3, 3).groups(3).padding(1).bias(false).relu(),
+            Conv2dConfig::new(2, 2, 5).groups(2).stride(3),
         ]
     }
 

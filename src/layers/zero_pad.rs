@@ -5,6 +5,7 @@
 use super::{expect_rank, Layer, Mode};
 use crate::tensor::{Float, Tensor};
 use crate::Result;
+use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZeroPad2d {
@@ -33,12 +34,19 @@ impl<T: Float> Layer<T> for ZeroPad2d {
         let s = x.shape();
         let (h, w) = (s[2], s[3]);
         let (ph, pw) = (h + self.top + self.bottom, w + self.left + self.right);
-        let mut y = Tensor::zeros(&[s[0], s[1], ph, pw]);
-        for (src, dst) in x.data().chunks(h * w).zip(y.data_mut().chunks_mut(ph * pw)) {
+        let mut y = Tensor::uninit(&[s[0], s[1], ph, pw]);
+        let (top, left) = (self.top, self.left);
+        y.data_mut().par_chunks_mut(ph * pw).zip(x.data().par_chunks(h * w)).for_each(|(dst, src)| {
+            // Zero only the border rows and columns; the interior is copied over.
+            dst[..top * pw].fill(T::zero());
+            dst[(top + h) * pw..].fill(T::zero());
             for r in 0..h {
-                dst[(r + self.top) * pw + self.left..][..w].copy_from_slice(&src[r * w..][..w]);
+                let row = &mut dst[(r + top) * pw..][..pw];
+                row[..left].fill(T::zero());
+                row[left..left + w].copy_from_slice(&src[r * w..][..w]);
+                row[left + w..].fill(T::zero());
             }
-        }
+        });
         y
     }
     fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
@@ -47,11 +55,12 @@ impl<T: Float> Layer<T> for ZeroPad2d {
         let pw = w + self.left + self.right;
         let ph = h + self.top + self.bottom;
         let mut dx = Tensor::uninit(s);
-        for (dst, src) in dx.data_mut().chunks_mut(h * w).zip(dy.data().chunks(ph * pw)) {
+        let (top, left) = (self.top, self.left);
+        dx.data_mut().par_chunks_mut(h * w).zip(dy.data().par_chunks(ph * pw)).for_each(|(dst, src)| {
             for r in 0..h {
-                dst[r * w..][..w].copy_from_slice(&src[(r + self.top) * pw + self.left..][..w]);
+                dst[r * w..][..w].copy_from_slice(&src[(r + top) * pw + left..][..w]);
             }
-        }
+        });
         dx
     }
 }

@@ -11,7 +11,7 @@ use crate::init::{rng, Rng64};
 use crate::layers::batchnorm::BatchNormConfig;
 use crate::layers::conv::Conv2dConfig;
 use crate::layers::linear::LinearConfig;
-use crate::layers::{Dropout, GlobalAvgPool, Relu6, ZeroPad2d};
+use crate::layers::{Dropout, GlobalAvgPool, ZeroPad2d};
 use crate::net::{Residual, Sequential};
 use crate::tensor::Float;
 use crate::Result;
@@ -33,15 +33,11 @@ impl Variant {
     }
 }
 
-/// BN (eps by variant, momentum 0.1) followed by ReLU6 when `act`.
+/// BN (eps by variant, momentum 0.1), with ReLU6 fused into the same pass when `act`.
 fn bn_act<T: Float>(seq: Sequential<T>, name: &str, c: usize, act: bool, v: Variant) -> Sequential<T> {
     let bn = BatchNormConfig { eps: v.bn_eps(), ..BatchNormConfig::new(c) };
-    let seq = seq.with(format!("{name}.bn"), bn.build::<T>());
-    if act {
-        seq.with(format!("{name}.relu6"), Relu6)
-    } else {
-        seq
-    }
+    let bn = if act { bn.relu6() } else { bn };
+    seq.with(format!("{name}.bn"), bn.build::<T>())
 }
 
 /// The inverted residual block: the block is the layer in the middle of a thin-wide-thin sandwich.
