@@ -33,9 +33,13 @@ impl std::str::FromStr for Freeze {
 }
 
 impl TryFrom<String> for Freeze {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
+    /// A plain message: the recipe parser adds its own context.
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse().map_err(|e: Error| match e {
+            Error::Config(m) => m,
+            other => other.to_string(),
+        })
     }
 }
 
