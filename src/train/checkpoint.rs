@@ -3,6 +3,9 @@
 //! Polyak average as `polyak.*`) and `meta.json`. A checkpoint is written under
 //! `NAME.tmp/` and swapped in by renames, so `NAME/` is never half-written: a crash leaves either the old or the
 //! new checkpoint (in the worst case as `NAME.prev/`, which `load` falls back to).
+//!
+//! `checksums.json` holds the format version and a CRC-32C of each tensor file. `load` verifies them and that every
+//! weight is finite, so a flipped bit or NaNs written into the data are reported as damage, never used.
 
 use crate::data::preprocess::{Preprocess, PreprocessKind};
 use crate::layers::Layer;
@@ -148,6 +151,7 @@ pub fn save(
     let st: Vec<(String, Tensor<f32>)> = opt_state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     write_safetensors(&tmp.join("optimizer.safetensors"), &st, None)?;
     write_synced(&tmp.join("meta.json"), serde_json::to_string_pretty(meta).expect("meta serialises").as_bytes())?;
+    write_checksums(&tmp)?;
     if fin.exists() {
         if prev.exists() {
             std::fs::remove_dir_all(&prev).map_err(|e| io(&prev, "remove", e))?;
@@ -159,6 +163,66 @@ pub fn save(
         std::fs::remove_dir_all(&prev).map_err(|e| io(&prev, "remove", e))?;
     }
     Ok(fin)
+}
+
+/// The checkpoint format this code writes (1: no checksums).
+pub const FORMAT: u32 = 2;
+const TENSOR_FILES: [&str; 2] = ["model.safetensors", "optimizer.safetensors"];
+
+#[derive(Serialize, Deserialize)]
+struct Checksums {
+    format: u32,
+    /// File name -> CRC-32C of its bytes, hex.
+    crc32c: BTreeMap<String, String>,
+}
+
+fn write_checksums(dir: &Path) -> Result<()> {
+    let mut crc32c = BTreeMap::new();
+    for f in TENSOR_FILES {
+        let p = dir.join(f);
+        let bytes = std::fs::read(&p).map_err(|e| Error::file(&p, format!("cannot read back: {e}")))?;
+        crc32c.insert(f.to_string(), format!("{:08x}", crc32c::crc32c(&bytes)));
+    }
+    let text = serde_json::to_string_pretty(&Checksums { format: FORMAT, crc32c }).expect("checksums serialise");
+    write_synced(&dir.join("checksums.json"), text.as_bytes())
+}
+
+/// Checks each tensor file against `checksums.json` (checkpoints older than format 2 have none).
+fn verify_checksums(dir: &Path) -> Result<()> {
+    let p = dir.join("checksums.json");
+    let Ok(text) = std::fs::read_to_string(&p) else { return Ok(()) };
+    let sums: Checksums = serde_json::from_str(&text)
+        .map_err(|e| Error::file(&p, format!("damaged checkpoint: unreadable checksums: {e}")))?;
+    if sums.format > FORMAT {
+        return Err(Error::file(
+            dir,
+            format!("checkpoint format {} is newer than this convkit's {FORMAT}: upgrade", sums.format),
+        ));
+    }
+    for (f, want) in &sums.crc32c {
+        let fp = dir.join(f);
+        let bytes =
+            std::fs::read(&fp).map_err(|e| Error::file(&fp, format!("damaged checkpoint: cannot read: {e}")))?;
+        let got = format!("{:08x}", crc32c::crc32c(&bytes));
+        if &got != want {
+            return Err(Error::file(&fp, format!("damaged checkpoint: checksum {got} where {want} was written")));
+        }
+    }
+    Ok(())
+}
+
+/// The first tensor holding NaN or infinity, named with its count.
+fn check_finite(path: &Path, tensors: &BTreeMap<String, Tensor<f32>>) -> Result<()> {
+    for (name, t) in tensors {
+        let bad = t.data().iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::file(
+                path,
+                format!("damaged checkpoint: tensor '{name}' holds {bad} NaN or infinite values"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A loaded checkpoint: its folder, metadata and tensors.
@@ -189,10 +253,21 @@ impl Checkpoint {
         let text = std::fs::read_to_string(&mp).map_err(|e| Error::file(&mp, format!("cannot read: {e}")))?;
         let meta: Meta =
             serde_json::from_str(&text).map_err(|e| Error::file(&mp, format!("invalid checkpoint metadata: {e}")))?;
-        let tensors = read_safetensors(&dir.join("model.safetensors"))?;
+        verify_checksums(&dir)?;
+        let mpath = dir.join("model.safetensors");
+        let tensors = read_safetensors(&mpath)?;
+        check_finite(&mpath, &tensors)?;
         let op = dir.join("optimizer.safetensors");
         let optimizer = if op.exists() { read_safetensors(&op)? } else { BTreeMap::new() };
+        check_finite(&op, &optimizer)?;
         Ok(Checkpoint { dir, meta, tensors, optimizer })
+    }
+
+    /// Only the metadata of the checkpoint at `path` (no tensors read, nothing verified).
+    pub fn meta_of(path: &Path) -> Result<Meta> {
+        let mp = path.join("meta.json");
+        let text = std::fs::read_to_string(&mp).map_err(|e| Error::file(&mp, format!("cannot read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| Error::file(&mp, format!("invalid checkpoint metadata: {e}")))
     }
 
     /// Builds the model this checkpoint belongs to, with its weights.

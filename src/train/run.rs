@@ -44,7 +44,7 @@ impl Run {
         if let Some(d) = resume.filter(|d| !has_checkpoint(d)) {
             return Err(no_checkpoint(d));
         }
-        let resumed = resume.map(|d| Checkpoint::load(&d.join("checkpoints").join("last"))).transpose()?;
+        let resumed = resume.map(resume_point).transpose()?;
         cfg.validate()?;
         let dir = match resume {
             Some(d) => d.to_path_buf(),
@@ -171,8 +171,9 @@ impl Run {
         if let Some(p) = &ck.meta.plateau {
             t.sched.plateau = p.clone();
         }
+        // Only best's epoch is needed: a damaged `best` must not block resuming from a good `last`.
         let best = self.dir.join("checkpoints/best");
-        let best_epoch = if best.exists() { Checkpoint::load(&best)?.meta.epoch } else { 0 };
+        let best_epoch = Checkpoint::meta_of(&best).map_or(0, |m| m.epoch);
         (t.step, t.best) = (ck.meta.step, (ck.meta.best_val_accuracy, best_epoch));
         Ok(())
     }
@@ -320,6 +321,27 @@ fn no_checkpoint(run: &Path) -> Error {
             run.display()
         ),
     )
+}
+
+/// The checkpoint a resumed run continues from: `last`, or when it is damaged the newest good one of `last.prev`
+/// and `best` (without optimizer state: momentum restarts from zero), said in a warning.
+fn resume_point(run: &Path) -> Result<Checkpoint> {
+    let dir = run.join("checkpoints");
+    let damaged = match Checkpoint::load(&dir.join("last")) {
+        Ok(ck) => return Ok(ck),
+        Err(e) => e,
+    };
+    let mut good: Vec<Checkpoint> =
+        ["last.prev", "best"].iter().filter_map(|n| Checkpoint::load(&dir.join(n)).ok()).collect();
+    good.sort_by_key(|c| std::cmp::Reverse(c.meta.epoch));
+    let Some(ck) = good.into_iter().next() else { return Err(damaged) };
+    tracing::warn!(
+        "{damaged}; resuming from {} (epoch {}) instead{}",
+        ck.dir.display(),
+        ck.meta.epoch,
+        if ck.optimizer.is_empty() { ", with fresh optimizer state" } else { "" }
+    );
+    Ok(ck)
 }
 
 /// The test split at the model's input size, its labels in the training split's class numbering.
