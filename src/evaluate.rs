@@ -191,6 +191,10 @@ pub fn load_for(
             ds.shape, ck.meta.model, ck.meta.input
         )));
     }
+    // A run trained on some of the data's classes is scored on those.
+    if let Some(names) = run_config(ck).and_then(|c| c.classes) {
+        ds = ds.only_classes(&names)?;
+    }
     ds.relabel(&ck.meta.classes, &format!("{spec}"))?;
     Ok((Arc::new(ds), spec))
 }

@@ -71,6 +71,12 @@ pub struct FeaturesArgs {
     /// KIND:PATH; the classifier trains on its training split and is scored on its test (or val) split.
     #[arg(long)]
     data: String,
+    /// Only these classes, comma-separated (e.g. the five CIFAR-10 classes a transfer experiment targets).
+    #[arg(long, value_delimiter = ',')]
+    classes: Vec<String>,
+    /// A seeded random subset of this many training images (little-data transfer).
+    #[arg(long)]
+    limit: Option<usize>,
     /// The top-level layer whose output is the feature vector (`pool`: the penultimate layer).
     #[arg(long, default_value = "pool")]
     at: String,
@@ -103,14 +109,26 @@ pub fn features(a: FeaturesArgs) -> Result<()> {
         spinner("loading the pretrained weights", || transfer::backbone(&a.from, a.model.as_deref(), a.layout, 2))?;
     let mut b = probe_model;
     let [_, h, w] = b.model.input;
-    let key = format!("{} | {} | {} | at {} | {h}x{w}", b.source, b.model.name, spec, a.at);
+    let key =
+        format!("{} | {} | {} | at {} | {h}x{w} | {:?} | {:?}", b.source, b.model.name, spec, a.at, a.classes, a.limit);
     std::fs::create_dir_all(&a.out)?;
     let cache = a.out.join("features.safetensors");
     let (sets, classes, cached) = match features::load_cached(&cache, &["train", "test"], &key) {
-        Some(f) => (f, class_names(&spec, [h, w])?, true),
+        Some(f) => (f, class_names(&spec, [h, w], &a.classes)?, true),
         None => {
-            let train = spec.load(Split::Train, Some([h, w]))?;
+            let mut train = spec.load(Split::Train, Some([h, w]))?;
             let mut test = spec.load(Split::Test, Some([h, w]))?;
+            if !a.classes.is_empty() {
+                train = train.only_classes(&a.classes)?;
+                test = test.only_classes(&a.classes)?;
+            }
+            if let Some(n) = a.limit.filter(|&n| n < train.len()) {
+                let mut idx: Vec<usize> = (0..train.len()).collect();
+                rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), &mut convkit::init::rng(0));
+                idx.truncate(n);
+                idx.sort_unstable();
+                train = train.subset(&idx);
+            }
             test.relabel(&train.classes, &format!("the test split of {spec}"))?;
             let mut out = Vec::new();
             for (name, ds) in [("train", &train), ("test", &test)] {
@@ -176,7 +194,10 @@ pub fn features(a: FeaturesArgs) -> Result<()> {
 }
 
 /// Class names of the training split (without decoding it again when the features are cached).
-fn class_names(spec: &convkit::data::DataSpec, size: [usize; 2]) -> Result<Vec<String>> {
+fn class_names(spec: &convkit::data::DataSpec, size: [usize; 2], only: &[String]) -> Result<Vec<String>> {
+    if !only.is_empty() {
+        return Ok(only.to_vec());
+    }
     Ok(spec.load(convkit::data::Split::Test, Some(size))?.classes)
 }
 

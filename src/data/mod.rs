@@ -59,6 +59,25 @@ impl Dataset {
         Ok(())
     }
 
+    /// Only the images of the classes `names` (in that order, which becomes the label numbering): a dataset
+    /// split by class, as transfer experiments need (pretrain on some classes, transfer to the others).
+    pub fn only_classes(&self, names: &[String]) -> crate::Result<Dataset> {
+        let unknown: Vec<&String> = names.iter().filter(|n| !self.classes.contains(n)).collect();
+        if !unknown.is_empty() || names.len() < 2 {
+            return Err(crate::Error::Config(format!(
+                "classes {names:?}: need two or more of the data's classes {:?} (unknown: {unknown:?})",
+                self.classes
+            )));
+        }
+        let new_label: Vec<Option<u16>> =
+            self.classes.iter().map(|c| names.iter().position(|n| n == c).map(|i| i as u16)).collect();
+        let keep: Vec<usize> = (0..self.len()).filter(|&i| new_label[self.labels[i] as usize].is_some()).collect();
+        let mut out = self.subset(&keep);
+        out.labels = keep.iter().map(|&i| new_label[self.labels[i] as usize].expect("kept")).collect();
+        out.classes = names.to_vec();
+        Ok(out)
+    }
+
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         let mut images = Vec::with_capacity(indices.len() * self.image_len());
@@ -214,6 +233,17 @@ mod relabel_tests {
             classes: classes.iter().map(|c| c.to_string()).collect(),
             skipped: vec![],
         }
+    }
+
+    #[test]
+    fn only_classes_keeps_those_images_numbered_in_the_given_order() {
+        let mut ds = split(&["ant", "bee", "cat"], vec![0, 1, 2, 2, 0]);
+        ds.images = vec![10, 11, 12, 13, 14];
+        let names: Vec<String> = ["cat", "ant"].iter().map(|c| c.to_string()).collect();
+        let only = ds.only_classes(&names).unwrap();
+        assert_eq!((only.images, only.labels, only.classes), (vec![10, 12, 13, 14], vec![1, 0, 0, 1], names));
+        assert!(ds.only_classes(&["cat".to_string(), "dog".to_string()]).is_err());
+        assert!(ds.only_classes(&["cat".to_string()]).is_err());
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub struct TrainConfig {
     /// Label smoothing (Szegedy et al. 2016): targets `(1 - eps) y + eps / C`; 0 is off, 0.1 is usual.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub label_smoothing: f64,
+    /// Only these classes of the data (by name, in this order): e.g. pretrain on CIFAR-10's first five classes and
+    /// transfer to the other five.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
     /// Train on a seeded random N of the training images (after the validation split): quick experiments, tests.
     #[serde(default)]
     pub limit: Option<usize>,

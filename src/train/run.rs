@@ -53,7 +53,10 @@ impl Run {
         cfg.out = Some(dir.clone());
         let spec: DataSpec = cfg.data.parse()?;
         let info = models::lookup(&cfg.model)?;
-        let full = spec.load(Split::Train, Some([info.input[1], info.input[2]]))?;
+        let mut full = spec.load(Split::Train, Some([info.input[1], info.input[2]]))?;
+        if let Some(names) = &cfg.classes {
+            full = full.only_classes(names)?;
+        }
         if full.shape != info.input {
             return Err(Error::Config(format!(
                 "model {} takes {:?} (C, H, W) images but {} gives {:?}; pick a model for this data",
@@ -67,7 +70,7 @@ impl Run {
                 full.classes
             )));
         }
-        let test = Arc::new(load_test(&spec, &info, &full.classes)?);
+        let test = Arc::new(load_test(&spec, &info, &full.classes, cfg.classes.is_some())?);
         let (train, val) = split_indices(&cfg, &spec, full.len());
         let prep = match (&resumed, &cfg.transfer) {
             (Some(ck), _) => ck.preprocess(),
@@ -345,8 +348,11 @@ fn resume_point(run: &Path) -> Result<Checkpoint> {
 }
 
 /// The test split at the model's input size, its labels in the training split's class numbering.
-fn load_test(spec: &DataSpec, info: &ModelInfo, classes: &[String]) -> Result<crate::data::Dataset> {
+fn load_test(spec: &DataSpec, info: &ModelInfo, classes: &[String], subset: bool) -> Result<crate::data::Dataset> {
     let mut test = spec.load(Split::Test, Some([info.input[1], info.input[2]]))?;
+    if subset {
+        test = test.only_classes(classes)?;
+    }
     if test.shape != info.input {
         return Err(Error::Config(format!(
             "the test split of {spec} has {:?} images, the model takes {:?}",
