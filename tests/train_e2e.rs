@@ -255,8 +255,12 @@ fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
     std::fs::create_dir(d.path().join("last.tmp")).unwrap();
     std::fs::write(d.path().join("last.tmp/model.safetensors"), b"partial").unwrap();
     assert_eq!(Checkpoint::load(&d.path().join("last")).unwrap().meta.epoch, 2);
-    // A corrupt weights file is a clear error naming it.
+    // A corrupt weights file is a clear error naming it: its checksum no longer matches.
     std::fs::write(d.path().join("last.prev/model.safetensors"), b"not safetensors").unwrap();
+    let e = Checkpoint::load(&d.path().join("last")).err().unwrap().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("damaged checkpoint: checksum"), "{e}");
+    // Without checksums (a format-1 checkpoint) the parser still names the file.
+    std::fs::remove_file(d.path().join("last.prev/checksums.json")).unwrap();
     let e = Checkpoint::load(&d.path().join("last")).err().unwrap().to_string();
     assert!(e.contains("model.safetensors") && e.contains("not a valid safetensors"), "{e}");
 }
