@@ -9,10 +9,13 @@ use crate::layers::{Param, ParamKind};
 use crate::optim::lbfgs::Lbfgs;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::Tensor;
-use crate::{Error, Result};
+#[cfg(feature = "plot")]
+use crate::Error;
+use crate::Result;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use serde::Serialize;
+#[cfg(feature = "plot")]
 use std::path::Path;
 
 /// A 2-D test function with its gradient, start point, best value and the region to draw.

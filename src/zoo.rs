@@ -2,8 +2,11 @@
 //! accuracy against operations, with the number of parameters as the bubble size.
 
 use crate::summary::summarize;
-use crate::{models, Error, Result};
+#[cfg(feature = "plot")]
+use crate::Error;
+use crate::{models, Result};
 use serde::Serialize;
+#[cfg(feature = "plot")]
 use std::path::Path;
 
 /// Published ImageNet top-1 accuracy (%), single 224x224 crop.
