@@ -45,7 +45,7 @@ fn to_bytes(t: &Tensor<f32>) -> Vec<u8> {
     t.data().iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn write_safetensors(
+pub(crate) fn write_safetensors(
     path: &Path,
     tensors: &[(String, Tensor<f32>)],
     info: Option<std::collections::HashMap<String, String>>,

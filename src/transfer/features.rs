@@ -5,9 +5,8 @@ use crate::data::preprocess::Preprocess;
 use crate::data::Dataset;
 use crate::models::Model;
 use crate::tensor::Tensor;
-use crate::train::checkpoint::read_safetensors;
+use crate::train::checkpoint::{read_safetensors, write_safetensors};
 use crate::{Error, Mode, Result};
-use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -56,23 +55,16 @@ pub fn extract(
     Ok(Features { dim, x, labels: ds.labels.iter().map(|&l| l as usize).collect() })
 }
 
-/// Writes named feature sets (`train`, `val`) with `key` (what produced them) in the metadata.
+/// Writes named feature sets (`train`, `val`) with `key` (what produced them) in the metadata, atomically.
 pub fn save(path: &Path, sets: &[(&str, &Features)], key: &str) -> Result<()> {
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors = Vec::new();
     for (name, f) in sets {
-        owned.push((format!("{name}.x"), vec![f.len(), f.dim], bytes(&f.x)));
+        tensors.push((format!("{name}.x"), Tensor::from_vec(&[f.len(), f.dim], f.x.clone())));
         let labels: Vec<f32> = f.labels.iter().map(|&l| l as f32).collect();
-        owned.push((format!("{name}.labels"), vec![f.len()], bytes(&labels)));
+        tensors.push((format!("{name}.labels"), Tensor::from_vec(&[f.len()], labels)));
     }
-    let views: Vec<(String, TensorView)> = owned
-        .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches bytes")))
-        .collect();
-    let meta = HashMap::from([("source".to_string(), key.to_string())]);
-    let data =
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| Error::file(&tmp, format!("cannot write: {e}")))?;
+    write_safetensors(&tmp, &tensors, Some(HashMap::from([("source".to_string(), key.to_string())])))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::file(path, format!("cannot move into place: {e}")))
 }
 
@@ -94,10 +86,6 @@ fn from_tensors(x: &Tensor<f32>, labels: &Tensor<f32>) -> Option<Features> {
         x: x.data().to_vec(),
         labels: labels.data().iter().map(|&l| l as usize).collect(),
     })
-}
-
-fn bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 #[cfg(test)]

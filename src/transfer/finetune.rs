@@ -118,9 +118,3 @@ impl TransferConfig {
         freeze::apply(model, &self.freeze, scale(self.backbone_lr), scale(self.head_lr), self.freeze_bn)
     }
 }
-
-impl Default for Freeze {
-    fn default() -> Self {
-        Freeze::All
-    }
-}

@@ -18,6 +18,12 @@ pub enum Freeze {
     None,
 }
 
+impl Default for Freeze {
+    fn default() -> Self {
+        Freeze::All
+    }
+}
+
 impl std::str::FromStr for Freeze {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
