@@ -27,6 +27,8 @@ pub mod regularize;
 #[cfg(feature = "plot")]
 pub mod report;
 pub mod schedule;
+#[cfg(feature = "search")]
+pub mod search;
 pub mod summary;
 pub mod tensor;
 pub mod tensorboard;

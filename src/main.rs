@@ -282,6 +282,14 @@ enum Cmd {
     /// Example: convkit finetune --from W.safetensors --layout keras --model mobilenetv2_keras
     ///          --data folder:hymenoptera-256.tar.gz --freeze until=block13 --epochs 5
     Finetune(Box<cli::transfer::FinetuneArgs>),
+    /// Hyperparameter search, the lecture's way: random (or grid) draws on log scales, each trial a short run
+    /// scored on validation only, hopeless trials pruned by successive halving, every trial kept in SQLite or
+    /// PostgreSQL (a killed search resumes; workers on several machines share a study). Then `show` (table and
+    /// plots), `refine` (coarse to fine), `best` (the winning recipe).
+    ///
+    /// Example: convkit search --config recipes/lenet5-fashion-mnist.toml
+    ///          --space recipes/lenet5-fashion-mnist-space.toml --trials 16 --set epochs=3
+    Search(Box<cli::search::SearchArgs>),
     /// Top-5 classes with probabilities for image files, from a trained run or pretrained weights.
     Predict {
         /// A run folder (uses its `best` checkpoint).
@@ -480,6 +488,7 @@ fn run(cli: Cli) -> Result<()> {
             print_predictions(&p.predict(&images, top, tta)?, json)
         }
         Cmd::Ensemble(a) => cli::transfer::ensemble(a),
+        Cmd::Search(a) => cli::search::search(*a, threads),
         Cmd::Features(a) => cli::transfer::features(a),
         Cmd::Finetune(a) => train_command(cli::transfer::finetune_args(*a)),
         Cmd::Augment { recipe, out, rows, draws, tta, bench } => augment(recipe, out, rows, draws, tta, bench),
@@ -735,7 +744,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
     let cfg = train_config(args)?;
     let mut callbacks = Callbacks::default();
     callbacks.push(TrainDisplay::default());
-    let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every })?;
+    let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every, ..Default::default() })?;
     print_train(&report, json)
 }
 

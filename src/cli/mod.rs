@@ -1,4 +1,5 @@
 //! Pieces of the `convkit` command that are about the terminal, not about training.
 
 pub mod progress;
+pub mod search;
 pub mod transfer;

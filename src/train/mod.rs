@@ -34,6 +34,9 @@ pub struct TrainOptions {
     /// Sample the babysitting figures every this many steps into `RUN/monitor.jsonl` (and diagnose the run from
     /// them at the end); None: no monitor.
     pub monitor_every: Option<u64>,
+    /// Score on validation only and never touch the test split (hyperparameter search trials): the report's test
+    /// figures are then NaN.
+    pub validation_only: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -93,7 +96,7 @@ pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
     let mut trainer = run.trainer()?;
     let mut cbs = run.callbacks(&mut trainer, opts.callbacks, opts.monitor_every)?;
     let last = trainer.fit(&run.data, &run.info(), &mut cbs)?;
-    let test = run.test_set()?;
+    let test = run.test_set(opts.validation_only)?;
     let mut report = run.report(&trainer, last.as_ref(), &test, started)?;
     cbs.train_end(&mut trainer, &test, &mut report)?;
     Ok(report)

@@ -13,6 +13,7 @@ use crate::check::sanity::{SanityOptions, SanityReport};
 use crate::data::loader::LoaderConfig;
 use crate::data::preprocess::Preprocess;
 use crate::data::{split, DataSpec, Split};
+use crate::evaluate::EvalReport;
 use crate::models::{self, ModelInfo};
 use crate::optim::lbfgs::Lbfgs;
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -243,8 +244,10 @@ impl Run {
         }
     }
 
-    pub fn test_set(&self) -> Result<TestSet> {
-        let idx = Arc::new((0..self.test.len()).collect());
+    /// The test split (`withheld`: no image of it, for runs that must not see it).
+    pub fn test_set(&self, withheld: bool) -> Result<TestSet> {
+        let n = if withheld { 0 } else { self.test.len() };
+        let idx = Arc::new((0..n).collect());
         Ok(TestSet { dataset: self.test.clone(), idx, prep: self.data.prep.clone() })
     }
 
@@ -256,8 +259,10 @@ impl Run {
         test: &TestSet,
         started: Instant,
     ) -> Result<TrainReport> {
-        let best = Checkpoint::load(&self.dir.join("checkpoints").join("best"))?;
-        let ev = test.evaluate(&mut best.model()?);
+        let ev = match test.idx.is_empty() {
+            true => EvalReport::withheld(),
+            false => test.evaluate(&mut Checkpoint::load(&self.dir.join("checkpoints").join("best"))?.model()?),
+        };
         Ok(TrainReport {
             run_dir: self.dir.clone(),
             model: self.cfg.model.clone(),

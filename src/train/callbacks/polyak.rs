@@ -73,7 +73,9 @@ impl Callback for PolyakAveraging {
         let ck = Checkpoint::load(&self.dir.join("ema"))?;
         // A resumed run with nothing left to train: the average's validation figure comes from its checkpoint.
         r.ema_val_accuracy = Some(self.last_val.map_or(ck.meta.val_accuracy, |v| v.1));
-        r.ema_test_accuracy = Some(test.evaluate(&mut ck.model()?).accuracy);
+        if !test.idx.is_empty() {
+            r.ema_test_accuracy = Some(test.evaluate(&mut ck.model()?).accuracy);
+        }
         Ok(())
     }
 }
