@@ -77,9 +77,10 @@ struct RunArgs {
     /// Print one JSON object (the study's trials, ranked) at the end.
     #[arg(long)]
     json: bool,
-    /// No progress bars (the workers --workers starts share one terminal).
+    /// Started by --workers: no progress bars (the workers share one terminal) and no final table (the parent
+    /// prints it).
     #[arg(long, hide = true)]
-    no_bars: bool,
+    spawned: bool,
 }
 
 #[derive(clap::Subcommand)]
@@ -105,6 +106,12 @@ enum SearchCmd {
         /// The recipe file to write.
         #[arg(long)]
         out: PathBuf,
+        /// Recipe keys to change for the full retraining, KEY=VALUE: e.g. --set epochs=15.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Drop the trials' `limit`: retrain on every training image.
+        #[arg(long)]
+        full_data: bool,
     },
     /// Coarse to fine: a new stage whose ranges are narrowed around the best trials; run it with
     /// `convkit search --study NEW`.
@@ -144,7 +151,7 @@ pub fn search(a: SearchArgs, threads: usize) -> Result<()> {
     match a.cmd {
         None => run(a.run, threads),
         Some(SearchCmd::Show { at, plot, pair, json }) => show(&at, plot, pair, json),
-        Some(SearchCmd::Best { at, out }) => best(&at, &out),
+        Some(SearchCmd::Best { at, out, sets, full_data }) => best(&at, &out, &sets, full_data),
         Some(SearchCmd::Refine { at, top, to, trials, sets }) => refine_stage(&at, top, to, trials, &sets),
         Some(SearchCmd::DemoRandomVsGrid { trials, repeats, plot, json }) => demo(trials, repeats, plot, json),
     }
@@ -211,7 +218,7 @@ fn run(a: RunArgs, threads: usize) -> Result<()> {
     if a.workers > 1 {
         spawn_workers(&a, &name, &out, threads)?;
     } else {
-        let no_bars = a.no_bars;
+        let spawned = a.spawned;
         let opts = WorkerOptions {
             worker: a.worker.clone().unwrap_or_else(search::default_worker_name),
             lease: a.lease,
@@ -219,7 +226,7 @@ fn run(a: RunArgs, threads: usize) -> Result<()> {
             pruner: (study.spec.pruner == "asha").then(Asha::default),
             callbacks: Box::new(move |_| {
                 let mut c = Callbacks::default();
-                if !no_bars {
+                if !spawned {
                     c.push(TrialBar::default());
                 }
                 c
@@ -227,6 +234,9 @@ fn run(a: RunArgs, threads: usize) -> Result<()> {
         };
         let budget = study.budget();
         search::work(store, &study, &opts, &mut |e| eprintln!("{}", trial_line(e, budget)))?;
+        if a.spawned {
+            return Ok(());
+        }
     }
     let mut store = Store::open(&a.at.storage)?;
     report(&mut store, &study, a.json)
@@ -243,7 +253,7 @@ fn spawn_workers(a: &RunArgs, study: &str, out: &Path, threads: usize) -> Result
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(["--threads", &per.to_string(), "search", "--study", study, "--storage", &a.at.storage]);
         cmd.args(["--lease", &a.lease.to_string(), "--out", &out.display().to_string(), "--prune", &a.prune]);
-        cmd.args(["--worker", &format!("{base}/{i}"), "--no-bars"]);
+        cmd.args(["--worker", &format!("{base}/{i}"), "--spawned"]);
         children.push(cmd.spawn().with_context(|| format!("starting worker {i}"))?);
     }
     eprintln!("{} workers started, {per} thread(s) each", a.workers);
@@ -331,14 +341,18 @@ fn show(at: &Where, plot: Option<PathBuf>, pair: Option<String>, json: bool) -> 
     Ok(())
 }
 
-fn best(at: &Where, out: &Path) -> Result<()> {
+fn best(at: &Where, out: &Path, sets: &[String], full_data: bool) -> Result<()> {
     let (mut store, study) = load(at)?;
     let trials = store.trials(&study.spec.name)?;
     let Some(b) = ranked(&trials).into_iter().find(|t| t.status == Status::Finished) else {
         bail!("study '{}' has no finished trial yet", study.spec.name);
     };
-    let mut cfg = study.trial_recipe(&b.params, PathBuf::new())?;
+    let sets: Vec<_> = sets.iter().map(|s| parse_set(s)).collect::<convkit::Result<_>>()?;
+    let mut cfg = study.trial_recipe(&b.params, PathBuf::new())?.with_overrides(&sets)?;
     cfg.out = None;
+    if full_data {
+        cfg.limit = None;
+    }
     let head = format!(
         "# The best trial of study '{}' ({}): trial {}, {:.2}% validation accuracy after {} epochs.\n# {}\n\n",
         study.spec.name,
@@ -349,11 +363,7 @@ fn best(at: &Where, out: &Path) -> Result<()> {
         describe(&b.params)
     );
     std::fs::write(out, head + &cfg.to_toml()).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!(
-        "wrote {}: retrain it (convkit train --config {} --set epochs=N) and report its test accuracy once",
-        out.display(),
-        out.display()
-    );
+    eprintln!("wrote {}: retrain it (convkit train --config {}) and report its test accuracy once", out.display(), out.display());
     Ok(())
 }
 

@@ -50,8 +50,8 @@ pub fn study(space: &Space, trials: &[TrialRow], pair: Option<(&str, &str)>, pat
     let scored: Vec<&TrialRow> = trials.iter().filter(|t| t.val_accuracy.is_some()).collect();
     let (lo, hi) = scored.iter().filter_map(|t| t.val_accuracy).fold((1.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if hi > lo { (lo, hi) } else { (0.0, 1.0) };
-    for (area, (key, dist)) in areas.iter().zip(&keys) {
-        one_parameter(area, key, dist, &scored, (lo, hi)).map_err(|x| err(path)(&x))?;
+    for (i, (area, (key, dist))) in areas.iter().zip(&keys).enumerate() {
+        one_parameter(area, key, dist, &scored, (lo, hi), i == 0).map_err(|x| err(path)(&x))?;
     }
     if let Some((kx, ky)) = pair {
         let (dx, dy) = (space.get(kx), space.get(ky));
@@ -81,6 +81,7 @@ fn one_parameter(
     dist: &Dist,
     trials: &[&TrialRow],
     (lo, hi): (f64, f64),
+    legend: bool,
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let (a, b) = bounds(dist);
     let pad = 0.05 * (hi - lo);
@@ -110,6 +111,10 @@ fn one_parameter(
         };
         Some(Circle::new((x, y), 5, colour))
     }))?;
+    if legend {
+        let at = (a + 0.02 * (b - a), (lo - 0.02 * (hi - lo)) * 100.0);
+        c.draw_series([Text::new("red: best   blue: finished   grey: pruned (its last epoch)", at, ("sans-serif", 13))])?;
+    }
     Ok(())
 }
 

@@ -72,7 +72,9 @@ fn narrow(d: &Dist, key: &str, best: &[&TrialRow]) -> Dist {
     let g = |x: f64| if d.is_log() { x.exp() } else { x };
     let (a, b) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(f(x)), b.max(f(x))));
     let margin = if b > a { 0.25 * (b - a) } else { 0.1 * (f(hi) - f(lo)) };
-    let (a, b) = (g(a - margin), g(b + margin));
+    // Three significant figures: a range needs no more, and the space file stays readable.
+    let round = |x: f64| format!("{x:.2e}").parse::<f64>().unwrap_or(x);
+    let (a, b) = (round(g(a - margin)), round(g(b + margin)));
     match d {
         Dist::LogUniform(..) => Dist::LogUniform(a, b),
         // A non-negative range (a dropout rate, a decay) stays non-negative.
