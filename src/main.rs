@@ -290,6 +290,9 @@ enum Cmd {
     /// Example: convkit search --config recipes/lenet5-fashion-mnist.toml
     ///          --space recipes/lenet5-fashion-mnist-space.toml --trials 16 --set epochs=3
     Search(Box<cli::search::SearchArgs>),
+    /// Datasets: `convkit data fetch mnist|fashion-mnist|cifar10` downloads one from its publisher, verified.
+    #[command(subcommand)]
+    Data(cli::data::DataCmd),
     /// Top-5 classes with probabilities for image files, from a trained run or pretrained weights.
     Predict {
         /// A run folder (uses its `best` checkpoint).
@@ -489,6 +492,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Ensemble(a) => cli::transfer::ensemble(a),
         Cmd::Search(a) => cli::search::search(*a, threads),
+        Cmd::Data(c) => cli::data::data(c),
         Cmd::Features(a) => cli::transfer::features(a),
         Cmd::Finetune(a) => train_command(cli::transfer::finetune_args(*a)),
         Cmd::Augment { recipe, out, rows, draws, tta, bench } => augment(recipe, out, rows, draws, tta, bench),

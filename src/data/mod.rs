@@ -2,6 +2,7 @@
 //! expected when the input is corrupt or truncated.
 
 pub mod cifar_bin;
+pub mod fetch;
 pub mod folder;
 pub mod idx;
 pub mod loader;
@@ -154,33 +155,45 @@ impl std::fmt::Display for DataSpec {
 }
 
 impl DataSpec {
-    /// Where this data may be found: the path as given, then the shared data folder and Debian's package.
+    /// Where this data may be found: the path as given, then the shared data folder and Debian's package, then the
+    /// user's data folder (where `convkit data fetch` puts it).
     pub fn resolve(&self) -> Result<DataSpec> {
         if self.path.exists() {
             return Ok(self.clone());
         }
-        let fallbacks: &[&str] = match self.kind {
-            Kind::Mnist => &["../shared/data/mnist"],
-            Kind::FashionMnist => &["../shared/data/fashion-mnist", "/usr/share/datasets/fashion-mnist"],
-            _ => &[],
+        let mut fallbacks: Vec<PathBuf> = match self.kind {
+            Kind::Mnist => vec!["../shared/data/mnist".into()],
+            Kind::FashionMnist => vec!["../shared/data/fashion-mnist".into(), "/usr/share/datasets/fashion-mnist".into()],
+            _ => Vec::new(),
         };
         // Only a path naming the dataset's usual folder (a recipe's default) falls back to the other usual places;
         // an explicit path elsewhere that does not exist is an error, never silently another dataset.
         let folder = self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        for f in fallbacks {
-            let candidate = Path::new(f);
+        if let (Some(user), false) = (fetch::user_data_dir(), self.kind == Kind::Folder || folder.is_empty()) {
+            fallbacks.push(user.join(&folder));
+        }
+        for candidate in &fallbacks {
             if candidate.exists() && candidate.file_name().is_some_and(|n| n.to_string_lossy() == folder) {
                 tracing::info!("{} not found, using {}", self.path.display(), candidate.display());
-                return Ok(DataSpec { kind: self.kind, path: candidate.to_path_buf() });
+                return Ok(DataSpec { kind: self.kind, path: candidate.clone() });
             }
         }
+        let fetch = match (fetch::hint(self.kind), fetch::user_data_dir()) {
+            (Some(name), Some(dir)) => format!(
+                "fetch it with `convkit data fetch {name}` (into {}, checked against the published MD5s) and point \
+                 the recipe there, or ",
+                dir.join(fetch::source(name).map_or(name, |s| s.folder)).display()
+            ),
+            (Some(name), None) => format!("fetch it with `convkit data fetch {name} --dir DIR`, or "),
+            _ => String::new(),
+        };
         let how = match self.kind {
-            Kind::Mnist => "download the four MNIST IDX files (train-images-idx3-ubyte.gz, ...) into that folder",
-            Kind::FashionMnist => "run `apt-get install dataset-fashion-mnist` (files land in /usr/share/datasets/fashion-mnist) or download the Fashion-MNIST IDX files",
+            Kind::Mnist => "put the four MNIST IDX files there (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)",
+            Kind::FashionMnist => "run `apt-get install dataset-fashion-mnist` (files land in /usr/share/datasets/fashion-mnist)",
             Kind::Cifar10Bin => "download and unpack the CIFAR-10 binary version (cifar-10-batches-bin/)",
             Kind::Folder => "point at a folder or .tar/.tar.gz laid out as ROOT/<split>/<class>/<image>",
         };
-        Err(Error::file(&self.path, format!("not found; {how}")))
+        Err(Error::file(&self.path, format!("not found; {fetch}{how}")))
     }
 
     /// Loads one split. `size` resizes (shorter side) and centre-crops folder images to `[H, W]`.
