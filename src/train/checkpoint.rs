@@ -143,26 +143,38 @@ pub fn save(
     std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, format!("cannot create: {e}")))?;
     let mut tensors = model_tensors(model);
     tensors.extend(prep.tensors());
-    let info = std::collections::HashMap::from([
-        ("format".to_string(), "convkit".to_string()),
-        ("model".to_string(), meta.model.clone()),
-    ]);
+    // One metadata entry (the model's name is in meta.json): safetensors takes a HashMap, whose order changes from
+    // process to process, and the same weights must give the same file, byte for byte.
+    let info = std::collections::HashMap::from([("format".to_string(), "convkit".to_string())]);
     write_safetensors(&tmp.join("model.safetensors"), &tensors, Some(info))?;
     let st: Vec<(String, Tensor<f32>)> = opt_state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     write_safetensors(&tmp.join("optimizer.safetensors"), &st, None)?;
     write_synced(&tmp.join("meta.json"), serde_json::to_string_pretty(meta).expect("meta serialises").as_bytes())?;
     write_checksums(&tmp)?;
     if fin.exists() {
-        if prev.exists() {
-            std::fs::remove_dir_all(&prev).map_err(|e| io(&prev, "remove", e))?;
-        }
+        discard(&prev)?;
         std::fs::rename(&fin, &prev).map_err(|e| io(&fin, "move aside", e))?;
     }
     std::fs::rename(&tmp, &fin).map_err(|e| io(&tmp, "move into place", e))?;
-    if prev.exists() {
-        std::fs::remove_dir_all(&prev).map_err(|e| io(&prev, "remove", e))?;
-    }
+    discard(&prev)?;
     Ok(fin)
+}
+
+/// Removes a checkpoint folder so that a kill midway never leaves a half-deleted one under a checkpoint's name:
+/// it is renamed to `NAME.old` (atomic), then deleted.
+fn discard(ck: &Path) -> Result<()> {
+    if !ck.exists() {
+        return Ok(());
+    }
+    let mut old = ck.as_os_str().to_owned();
+    old.push(".old");
+    let old = PathBuf::from(old);
+    let rm = |p: &Path| std::fs::remove_dir_all(p).map_err(|e| Error::file(p, format!("cannot remove: {e}")));
+    if old.exists() {
+        rm(&old)?;
+    }
+    std::fs::rename(ck, &old).map_err(|e| Error::file(ck, format!("cannot move aside: {e}")))?;
+    rm(&old)
 }
 
 /// The checkpoint format this code writes (1: no checksums).
