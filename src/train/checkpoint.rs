@@ -61,8 +61,17 @@ pub(crate) fn write_safetensors(
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| Error::file(path, format!("cannot write: {e}")))
+    let mut f = std::fs::File::create(path).map_err(|e| Error::file(path, format!("cannot create: {}", io_words(&e))))?;
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| Error::file(path, format!("cannot write: {}", io_words(&e))))
+}
+
+/// An I/O error in a user's words: a full disk is named as such.
+fn io_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        StorageFull | QuotaExceeded | FileTooLarge => format!("the disk is full ({e})"),
+        _ => e.to_string(),
+    }
 }
 
 /// Every tensor of a safetensors file, by name.
@@ -140,7 +149,38 @@ pub fn save(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, "remove a stale temporary checkpoint", e))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, format!("cannot create: {e}")))?;
+    if let Err(e) = write_folder(&tmp, model, opt_state, prep, meta) {
+        // Give the space back, and say what survived: nothing under the final name was touched.
+        let _ = std::fs::remove_dir_all(&tmp);
+        let kept = match Checkpoint::meta_of(&fin) {
+            Ok(m) => format!("the previous `{name}` checkpoint (epoch {}) is intact", m.epoch),
+            Err(_) => format!("no `{name}` checkpoint was replaced"),
+        };
+        let run = dir.parent().unwrap_or(dir).display().to_string();
+        let then = format!("; {kept}. Free some space, then continue with `convkit train --resume {run}`");
+        return Err(match e {
+            Error::File { file, detail } => Error::File { file, detail: detail + &then },
+            e => Error::file(&fin, format!("{e}{then}")),
+        });
+    }
+    if fin.exists() {
+        discard(&prev)?;
+        std::fs::rename(&fin, &prev).map_err(|e| io(&fin, "move aside", e))?;
+    }
+    std::fs::rename(&tmp, &fin).map_err(|e| io(&tmp, "move into place", e))?;
+    discard(&prev)?;
+    Ok(fin)
+}
+
+/// A checkpoint's files, written and synced into `tmp`.
+fn write_folder(
+    tmp: &Path,
+    model: &mut Model<f32>,
+    opt_state: &BTreeMap<String, Tensor<f32>>,
+    prep: &Preprocess,
+    meta: &Meta,
+) -> Result<()> {
+    std::fs::create_dir_all(tmp).map_err(|e| Error::file(tmp, format!("cannot create: {e}")))?;
     let mut tensors = model_tensors(model);
     tensors.extend(prep.tensors());
     // One metadata entry (the model's name is in meta.json): safetensors takes a HashMap, whose order changes from
@@ -150,14 +190,7 @@ pub fn save(
     let st: Vec<(String, Tensor<f32>)> = opt_state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     write_safetensors(&tmp.join("optimizer.safetensors"), &st, None)?;
     write_synced(&tmp.join("meta.json"), serde_json::to_string_pretty(meta).expect("meta serialises").as_bytes())?;
-    write_checksums(&tmp)?;
-    if fin.exists() {
-        discard(&prev)?;
-        std::fs::rename(&fin, &prev).map_err(|e| io(&fin, "move aside", e))?;
-    }
-    std::fs::rename(&tmp, &fin).map_err(|e| io(&tmp, "move into place", e))?;
-    discard(&prev)?;
-    Ok(fin)
+    write_checksums(tmp)
 }
 
 /// Removes a checkpoint folder so that a kill midway never leaves a half-deleted one under a checkpoint's name:
