@@ -442,7 +442,9 @@ impl RecipeArgs {
     fn config(&self) -> Result<TrainConfig> {
         let base = base_recipe(self.config.as_deref(), None, self.model.as_deref(), self.data.as_deref())?;
         let sets: Vec<_> = self.sets.iter().map(|s| parse_set(s)).collect::<convkit::Result<_>>()?;
-        Ok(base.with_overrides(&sets)?)
+        let cfg = base.with_overrides(&sets)?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 
@@ -887,6 +889,9 @@ fn gradcheck(
     seed: u64,
     json: bool,
 ) -> Result<()> {
+    if !(1..=64).contains(&batch) || !(1..=1_000_000).contains(&elements) {
+        bail!("--batch {batch} --elements {elements}: a gradient check takes a batch of 1 to 64 and 1 to 1000000 elements per tensor");
+    }
     let mode = if eval { Mode::Eval } else { Mode::Train };
     let opts = Options { max_elements: elements, seed, mode, ..Options::default() };
     let (what, report) = match (layer, model) {

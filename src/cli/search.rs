@@ -197,8 +197,11 @@ fn open_study(a: &RunArgs, store: &mut Store) -> Result<Study> {
 }
 
 fn run(a: RunArgs, threads: usize) -> Result<()> {
-    if a.workers == 0 {
-        bail!("--workers 0: run at least one");
+    if a.workers == 0 || a.workers > 256 {
+        bail!("--workers {}: run 1 to 256 at once", a.workers);
+    }
+    if a.trials == Some(0) {
+        bail!("--trials 0: a search needs at least one trial");
     }
     if !(a.lease >= 1.0 && a.lease.is_finite()) {
         bail!("--lease {}: give at least 1 second (a trial renews it several times per lease)", a.lease);

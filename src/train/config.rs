@@ -189,6 +189,9 @@ impl TrainConfig {
                         chosen on them: set val to a few thousand images (or leave it out: 10% of the training set)"
                 .into());
         }
+        if self.limit == Some(0) {
+            return bad("limit = 0 leaves no training images: give a positive number, or leave it out for all".into());
+        }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad(format!("Invalid label_smoothing: {} (must be in [0, 1), e.g. 0.1)", self.label_smoothing));
         }

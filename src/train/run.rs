@@ -72,6 +72,14 @@ impl Run {
             )));
         }
         let test = Arc::new(load_test(&spec, &info, &full.classes, cfg.classes.is_some())?);
+        let val_n = cfg.val.unwrap_or_else(|| spec.default_val(full.len()));
+        if val_n >= full.len() {
+            return Err(Error::Config(format!(
+                "val = {val_n} would take all {} training images of {spec}: leave some to train on (e.g. val = {})",
+                full.len(),
+                full.len() / 10
+            )));
+        }
         let (train, val) = split_indices(&cfg, &spec, full.len());
         let prep = match (&resumed, &cfg.transfer) {
             (Some(ck), _) => ck.preprocess(),
