@@ -415,6 +415,10 @@ struct TrainArgs {
     /// Skip the quick sanity checks at the start (initial loss, regularization, overfitting 20 examples).
     #[arg(long, help_heading = "Run")]
     no_sanity: bool,
+    /// Check every layer's output and input gradient, and every weight, at every step; stop at the first NaN or
+    /// infinity and name the layer that made it (slower: a debugging mode).
+    #[arg(long, help_heading = "Run")]
+    detect_anomaly: bool,
     /// Any recipe key, KEY=VALUE (repeatable; after the flags above): e.g. --set beta2=0.99,
     /// --set schedule.gamma=0.5, --set augment.hflip=true. Values are TOML literals or plain strings.
     #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Run")]
@@ -743,14 +747,14 @@ fn print_predictions(preds: &[convkit::predict::Prediction], json: bool) -> Resu
 
 /// `convkit train` (and `finetune`, which is train with a `[transfer]` table).
 fn train_command(args: TrainArgs) -> Result<()> {
-    let (json, resume) = (args.json, args.resume.clone());
+    let (json, resume, detect_anomaly) = (args.json, args.resume.clone(), args.detect_anomaly);
     let monitor_every = (args.monitor_every > 0).then_some(args.monitor_every);
     let sanity = (!args.no_sanity && resume.is_none())
         .then(|| convkit::check::sanity::SanityOptions { gradcheck: false, ..Default::default() });
     let cfg = train_config(args)?;
     let mut callbacks = Callbacks::default();
     callbacks.push(TrainDisplay::default());
-    let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every, ..Default::default() })?;
+    let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every, detect_anomaly, ..Default::default() })?;
     print_train(&report, json)
 }
 

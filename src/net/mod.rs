@@ -8,6 +8,7 @@ pub mod sequential;
 pub use concat::Concat;
 pub use residual::Residual;
 pub use sequential::Sequential;
+pub mod anomaly;
 pub mod probe;
 pub mod profile;
 

@@ -37,6 +37,9 @@ pub struct TrainOptions {
     /// Score on validation only and never touch the test split (hyperparameter search trials): the report's test
     /// figures are then NaN.
     pub validation_only: bool,
+    /// Check every layer's output and input gradient and every weight at every step, and stop at the first NaN or
+    /// infinity, naming the layer (a debugging mode: it reads every activation).
+    pub detect_anomaly: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -95,6 +98,10 @@ pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
     });
     let mut trainer = run.trainer()?;
     let mut cbs = run.callbacks(&mut trainer, opts.callbacks, opts.monitor_every)?;
+    if opts.detect_anomaly {
+        // First, so that its precise message comes before the divergence guard's.
+        cbs.0.insert(0, Box::new(callbacks::AnomalyDetector::default()));
+    }
     let last = trainer.fit(&run.data, &run.info(), &mut cbs)?;
     let test = run.test_set(opts.validation_only)?;
     let mut report = run.report(&trainer, last.as_ref(), &test, started)?;

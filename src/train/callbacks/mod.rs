@@ -1,6 +1,7 @@
 //! The callbacks every `convkit train` run uses, one per file. The command line adds its own (progress bars and
 //! epoch lines) beside them.
 
+pub mod anomaly;
 pub mod checkpointer;
 pub mod commit_config;
 #[cfg(feature = "plot")]
@@ -16,6 +17,7 @@ pub mod report_json;
 pub mod snapshots;
 pub mod tensorboard;
 
+pub use anomaly::AnomalyDetector;
 pub use checkpointer::{Checkpointer, RunMeta};
 pub use commit_config::CommitConfig;
 pub use early_stopping::{EarlyStopping, Metric};

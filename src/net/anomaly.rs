@@ -1,0 +1,109 @@
+//! Anomaly detection (PyTorch's `detect_anomaly`): `attach` wraps every leaf layer so that the first NaN or
+//! infinity of a step is traced to the layer that made it: the forward output of a layer whose input was finite,
+//! or the input gradient of a layer whose output gradient was finite. It reads every value of every layer's
+//! output and gradient, so it costs a pass over the activations: a debugging mode, off by default.
+
+use crate::layers::{BufferVisitor, Layer, Mode, ParamVisitor};
+use crate::tensor::{Float, Tensor};
+use crate::Result;
+use std::sync::{Arc, Mutex};
+
+/// The first anomaly seen since the last `take`.
+#[derive(Default)]
+pub struct Watch {
+    first: Mutex<Option<String>>,
+}
+
+impl Watch {
+    pub fn take(&self) -> Option<String> {
+        self.first.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+    fn report(&self, what: impl FnOnce() -> String) {
+        let mut f = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(what());
+        }
+    }
+}
+
+pub fn attach<T: Float>(net: &mut dyn Layer<T>, watch: &Arc<Watch>) {
+    super::wrap_leaves(net, &mut |name, inner| Box::new(Watched { inner, name: name.to_string(), watch: watch.clone() }));
+}
+
+/// Where the first non-finite value of `t` is, as "NaN at element i" (None: all finite).
+fn first_bad<T: Float>(t: &Tensor<T>) -> Option<String> {
+    let (i, v) = t.data().iter().enumerate().find(|(_, v)| !<T as Float>::to_f64(**v).is_finite())?;
+    Some(format!("{} at element {i} of {:?}", <T as Float>::to_f64(*v), t.shape()))
+}
+
+struct Watched<T: Float> {
+    inner: Box<dyn Layer<T>>,
+    name: String,
+    watch: Arc<Watch>,
+}
+
+impl<T: Float> Layer<T> for Watched<T> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.inner.output_shape(input)
+    }
+    fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        let y = self.inner.forward(x, mode);
+        if let Some(bad) = first_bad(&y).filter(|_| first_bad(x).is_none()) {
+            self.watch.report(|| format!("the forward output of '{}' ({}): {bad}, from a finite input", self.name, self.inner.describe()));
+        }
+        y
+    }
+    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+        let dx = self.inner.backward(x, y, dy);
+        if let Some(bad) = first_bad(&dx).filter(|_| first_bad(dy).is_none()) {
+            self.watch.report(|| {
+                format!("the input gradient of '{}' ({}): {bad}, from a finite output gradient", self.name, self.inner.describe())
+            });
+        }
+        dx
+    }
+    fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {
+        self.inner.visit_params(prefix, f)
+    }
+    fn visit_buffers(&mut self, prefix: &str, f: &mut BufferVisitor<'_, T>) {
+        self.inner.visit_buffers(prefix, f)
+    }
+    fn freeze_noise(&mut self, frozen: bool) {
+        self.inner.freeze_noise(frozen)
+    }
+    fn skip_input_grad(&mut self, skip: bool) {
+        self.inner.skip_input_grad(skip)
+    }
+    fn macs(&self, input: &[usize]) -> u64 {
+        self.inner.macs(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Layer;
+
+    #[test]
+    fn names_the_layer_that_made_the_first_nan() {
+        let mut model = crate::models::build::<f64>("lenet5", None, 0).unwrap();
+        let watch = Arc::new(Watch::default());
+        attach(&mut model.net, &watch);
+        let x = crate::check::gradcheck::random_input(&model.batch_shape(2), 1);
+        let plain = crate::models::build::<f64>("lenet5", None, 0).unwrap().forward(&x, Mode::Eval);
+        assert_eq!(model.forward(&x, Mode::Eval).data(), plain.data(), "watching changes nothing");
+        assert!(watch.take().is_none());
+        // Poison one weight of fc1: its output is the first non-finite one, not conv1's or fc3's.
+        model.net.visit_params("", &mut |n, p| {
+            if n == "fc1.weight" {
+                p.value.data_mut()[0] = f64::INFINITY;
+            }
+        });
+        model.forward(&x, Mode::Eval);
+        let w = watch.take().unwrap();
+        assert!(w.contains("'fc1'") && w.contains("forward output"), "{w}");
+    }
+}
