@@ -188,7 +188,11 @@ pub fn load_for(
     split: EvalSplit,
 ) -> crate::Result<(Arc<Dataset>, crate::data::DataSpec)> {
     use crate::data::{DataSpec, Split};
-    let spec: DataSpec = data.unwrap_or(&ck.meta.data).parse()?;
+    let mut spec: DataSpec = data.unwrap_or(&ck.meta.data).parse()?;
+    // The run's own data, named by a path relative to where it was trained: found where it was then.
+    if let (None, false, Some(dir)) = (data, spec.path.exists(), ck.meta.data_dir.as_ref().filter(|d| d.exists())) {
+        spec.path = dir.clone();
+    }
     let [_, h, w] = ck.meta.input;
     let which = if split == EvalSplit::Test { Split::Test } else { Split::Train };
     let mut ds = spec.load(which, Some([h, w]))?;

@@ -127,6 +127,24 @@ fn small_run_learns() {
 }
 
 #[test]
+fn eval_finds_the_runs_data_from_another_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    train(recipe(&run, 1, Some(500)), TrainOptions::default()).unwrap();
+    // The recipe names ../shared/data/mnist, relative to this repository; evaluate from elsewhere.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_convkit"))
+        .args(["eval", "--json", "--run"])
+        .arg(&run)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["count"], 10_000);
+}
+
+#[test]
 fn sigkill_mid_epoch_then_resume() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
@@ -244,6 +262,7 @@ fn an_interrupted_checkpoint_swap_falls_back_to_the_previous_one() {
         optimizer_t: 0,
         plateau: None,
         data: "mnist:x".into(),
+        data_dir: None,
         seed: 0,
     };
     checkpoint::save(d.path(), "last", &mut model, &opt.state(), &prep, &meta).unwrap();

@@ -38,6 +38,10 @@ pub struct Meta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plateau: Option<crate::schedule::PlateauState>,
     pub data: String,
+    /// Where the data was found when training, as an absolute path: `eval --run` from another folder finds it
+    /// there when `data`'s relative path does not resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
     pub seed: u64,
 }
 

@@ -246,6 +246,7 @@ impl Run {
             classes: self.classes.clone(),
             input: self.info.input,
             data: self.cfg.data.clone(),
+            data_dir: self.spec.resolve().ok().and_then(|s| s.path.canonicalize().ok()),
             seed: self.cfg.seed,
             optimizer: self.cfg.optimizer.kind(),
             prep: self.data.prep.clone(),

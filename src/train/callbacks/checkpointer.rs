@@ -18,6 +18,8 @@ pub struct RunMeta {
     pub classes: Vec<String>,
     pub input: [usize; 3],
     pub data: String,
+    /// The data's absolute path when training (see `Meta::data_dir`).
+    pub data_dir: Option<PathBuf>,
     pub seed: u64,
     /// The update rule's name (`momentum`, `adam`, ...).
     pub optimizer: String,
@@ -40,6 +42,7 @@ impl RunMeta {
             optimizer_t: t.optimizer().map_or(0, |o| o.t),
             plateau: matches!(t.sched.schedule, Schedule::Plateau { .. }).then(|| t.sched.plateau.clone()),
             data: self.data.clone(),
+            data_dir: self.data_dir.clone(),
             seed: self.seed,
         }
     }
