@@ -161,7 +161,9 @@ pub fn save(
             Err(_) => format!("no `{name}` checkpoint was replaced"),
         };
         let run = dir.parent().unwrap_or(dir).display().to_string();
-        let then = format!("; {kept}. Free some space, then continue with `convkit train --resume {run}`");
+        let full = e.to_string().contains("the disk is full");
+        let fix = if full { "Free some space, then continue" } else { "Fix that, then continue" };
+        let then = format!("; {kept}. {fix} with `convkit train --resume {run}`");
         return Err(match e {
             Error::File { file, detail } => Error::File { file, detail: detail + &then },
             e => Error::file(&fin, format!("{e}{then}")),
@@ -184,7 +186,7 @@ fn write_folder(
     prep: &Preprocess,
     meta: &Meta,
 ) -> Result<()> {
-    std::fs::create_dir_all(tmp).map_err(|e| Error::file(tmp, format!("cannot create: {e}")))?;
+    std::fs::create_dir_all(tmp).map_err(|e| Error::file(tmp, format!("cannot create: {}", io_words(&e))))?;
     let mut tensors = model_tensors(model);
     tensors.extend(prep.tensors());
     // One metadata entry (the model's name is in meta.json): safetensors takes a HashMap, whose order changes from
