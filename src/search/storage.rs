@@ -13,6 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The schema this build reads and writes; a database with another one is refused with a clear error.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// A trial whose worker died this many times (killed, out of memory, a lost machine) is marked failed rather
+/// than handed out again: something about the trial itself may be killing them.
+pub const MAX_ATTEMPTS: i64 = 3;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS convkit_schema (version BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS studies (
@@ -319,11 +323,19 @@ impl Store {
             let t = now();
             let stale = db.query(
                 "SELECT number, params, attempt, seed FROM trials WHERE study = $1 AND status = 'running' \
-                 AND lease_until < $2 ORDER BY number LIMIT 1",
+                 AND lease_until < $2 ORDER BY number",
                 &[name.clone(), Val::F(t)],
             )?;
-            if let Some(r) = stale.first() {
+            for r in &stale {
                 let (number, attempt) = (r[0].i().unwrap_or(0), r[2].i().unwrap_or(0) + 1);
+                if attempt > MAX_ATTEMPTS {
+                    let why = format!("its worker was lost {MAX_ATTEMPTS} times (killed, out of memory, or a machine gone)");
+                    db.exec(
+                        "UPDATE trials SET status = 'failed', finished = $1, error = $2 WHERE study = $3 AND number = $4",
+                        &[Val::F(t), Val::T(why), name.clone(), Val::I(number)],
+                    )?;
+                    continue;
+                }
                 db.exec(
                     "UPDATE trials SET worker = $1, attempt = $2, lease_until = $3, started = $4 \
                      WHERE study = $5 AND number = $6",
@@ -456,4 +468,55 @@ fn finite_or(x: f64, y: f64) -> f64 {
 
 fn parse_params(json: &str) -> Result<Params> {
     serde_json::from_str(json).map_err(|e| Error::Config(format!("a stored trial's parameters do not parse ({e}): {json}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(trials: i64) -> StudySpec {
+        StudySpec {
+            name: "s".into(),
+            recipe: "model = 'lenet5'\ndata = 'mnist:x'\n".into(),
+            space: "lr = \"loguniform(1e-3, 1e-1)\"\n".into(),
+            strategy: "random".into(),
+            trials,
+            seed: 0,
+            pruner: "none".into(),
+            parent: String::new(),
+        }
+    }
+
+    fn params(n: i64) -> Option<Params> {
+        Some(Params::from([("lr".to_string(), toml::Value::Float(0.01 * (n + 1) as f64))]))
+    }
+
+    #[test]
+    fn claims_reclaims_expired_leases_and_gives_up_on_a_trial_that_keeps_killing_workers() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = Store::open(&format!("sqlite:{}", d.path().join("s.db").display())).unwrap();
+        st.create_study(&spec(2)).unwrap();
+        let s = spec(2);
+        // A zero lease expires at once: the same trial comes back with a higher attempt, up to the cap.
+        for attempt in 1..=MAX_ATTEMPTS {
+            let Next::Run(c) = st.claim(&s, "w", 0.0, &params).unwrap() else { panic!() };
+            assert_eq!((c.number, c.attempt), (0, attempt));
+        }
+        let Next::Run(c) = st.claim(&s, "w", 60.0, &params).unwrap() else { panic!() };
+        assert_eq!((c.number, c.attempt), (1, 1), "trial 0 given up, trial 1 next");
+        let t = st.trials("s").unwrap();
+        assert_eq!(t[0].status, Status::Failed);
+        assert!(t[0].error.as_deref().unwrap().contains("lost 3 times"));
+        // A stale worker's result is refused; the holder's is taken.
+        let o = Outcome { status: Status::Finished, val_accuracy: Some(0.5), val_loss: Some(1.0), epochs_done: 1, duration: 1.0, run_dir: "r".into(), error: None };
+        assert!(!st.finish("s", &c, "someone-else", &o).unwrap());
+        assert!(st.finish("s", &c, "w", &o).unwrap());
+        assert!(matches!(st.claim(&s, "w", 60.0, &params).unwrap(), Next::Done));
+        // The schema is versioned: a database from another version is refused.
+        drop(st);
+        let conn = rusqlite::Connection::open(d.path().join("s.db")).unwrap();
+        conn.execute("UPDATE convkit_schema SET version = 99", []).unwrap();
+        let e = Store::open(&format!("sqlite:{}", d.path().join("s.db").display())).err().unwrap().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
 }
