@@ -1,11 +1,11 @@
-//! Anomaly detection (PyTorch's `detect_anomaly`): `attach` wraps every leaf layer so that the first NaN or
-//! infinity of a step is traced to the layer that made it: the forward output of a layer whose input was finite,
-//! or the input gradient of a layer whose output gradient was finite. It reads every value of every layer's
-//! output and gradient, so it costs a pass over the activations: a debugging mode, off by default.
+//! Anomaly detection (PyTorch's `detect_anomaly`): a hook around every leaf layer (`hook.rs`) that traces the
+//! first NaN or infinity of a step to the layer that made it: the forward output of a layer whose input was
+//! finite, or the input gradient of a layer whose output gradient was finite. It reads every value of every
+//! layer's output and gradient, so it costs a pass over the activations: a debugging mode, off by default.
 
-use crate::layers::{BufferVisitor, Layer, Mode, ParamVisitor};
+use super::hook::{Hook, Site};
+use crate::layers::{Layer, Mode};
 use crate::tensor::{Float, Tensor};
-use crate::Result;
 use std::sync::{Arc, Mutex};
 
 /// The first anomaly seen since the last `take`.
@@ -27,7 +27,7 @@ impl Watch {
 }
 
 pub fn attach<T: Float>(net: &mut dyn Layer<T>, watch: &Arc<Watch>) {
-    super::wrap_leaves(net, &mut |name, inner| Box::new(Watched { inner, name: name.to_string(), watch: watch.clone() }));
+    super::hook::attach(net, watch);
 }
 
 /// Where the first non-finite value of `t` is, as "NaN at element i" (None: all finite).
@@ -36,49 +36,22 @@ fn first_bad<T: Float>(t: &Tensor<T>) -> Option<String> {
     Some(format!("{} at element {i} of {:?}", <T as Float>::to_f64(*v), t.shape()))
 }
 
-struct Watched<T: Float> {
-    inner: Box<dyn Layer<T>>,
-    name: String,
-    watch: Arc<Watch>,
-}
-
-impl<T: Float> Layer<T> for Watched<T> {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.inner.output_shape(input)
-    }
-    fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
-        let y = self.inner.forward(x, mode);
+impl<T: Float> Hook<T> for Watch {
+    fn forward(&self, at: Site<'_, T>, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        let y = at.layer.forward(x, mode);
         if let Some(bad) = first_bad(&y).filter(|_| first_bad(x).is_none()) {
-            self.watch.report(|| format!("the forward output of '{}' ({}): {bad}, from a finite input", self.name, self.inner.describe()));
+            self.report(|| format!("the forward output of '{}' ({}): {bad}, from a finite input", at.name, at.describe));
         }
         y
     }
-    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
-        let dx = self.inner.backward(x, y, dy);
+    fn backward(&self, at: Site<'_, T>, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+        let dx = at.layer.backward(x, y, dy);
         if let Some(bad) = first_bad(&dx).filter(|_| first_bad(dy).is_none()) {
-            self.watch.report(|| {
-                format!("the input gradient of '{}' ({}): {bad}, from a finite output gradient", self.name, self.inner.describe())
+            self.report(|| {
+                format!("the input gradient of '{}' ({}): {bad}, from a finite output gradient", at.name, at.describe)
             });
         }
         dx
-    }
-    fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {
-        self.inner.visit_params(prefix, f)
-    }
-    fn visit_buffers(&mut self, prefix: &str, f: &mut BufferVisitor<'_, T>) {
-        self.inner.visit_buffers(prefix, f)
-    }
-    fn freeze_noise(&mut self, frozen: bool) {
-        self.inner.freeze_noise(frozen)
-    }
-    fn skip_input_grad(&mut self, skip: bool) {
-        self.inner.skip_input_grad(skip)
-    }
-    fn macs(&self, input: &[usize]) -> u64 {
-        self.inner.macs(input)
     }
 }
 

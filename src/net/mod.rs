@@ -9,11 +9,12 @@ pub use concat::Concat;
 pub use residual::Residual;
 pub use sequential::Sequential;
 pub mod anomaly;
+pub mod hook;
 pub mod probe;
 pub mod profile;
 
-/// Replaces every leaf layer under `net` (a layer with no children) by `wrap(qualified name, leaf)`: how the
-/// profiler and the activation probe put themselves around each layer without the layers knowing.
+/// Replaces every leaf layer under `net` (a layer with no children) by `wrap(qualified name, leaf)`: how hooks
+/// (`hook.rs`) put themselves around each layer without the layers knowing.
 pub fn wrap_leaves<T: crate::tensor::Float>(
     net: &mut dyn crate::layers::Layer<T>,
     wrap: &mut dyn FnMut(&str, Box<dyn crate::layers::Layer<T>>) -> Box<dyn crate::layers::Layer<T>>,

@@ -1,11 +1,11 @@
-//! Activation statistics per layer, as a value (like the profiler): `attach` wraps every leaf layer of a network
-//! in a `Probed` layer that records, at each forward pass, its output's mean and std, the fraction of exact zeros,
+//! Activation statistics per layer, as a value (like the profiler): the `Probe` is a hook around every leaf layer
+//! (`hook.rs`) that records, at each forward pass, its output's mean and std, the fraction of exact zeros,
 //! and the fraction of dead units (channels, or features, that are zero for every image of the batch: ReLUs that
 //! never fire).
 
-use crate::layers::{BufferVisitor, Layer, Mode, ParamVisitor};
+use super::hook::{Hook, Site};
+use crate::layers::{Layer, Mode};
 use crate::tensor::{Float, Tensor};
-use crate::Result;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,9 +51,7 @@ impl Probe {
 
 /// Wraps every leaf layer under `net` so that its outputs are measured into `probe`.
 pub fn attach<T: Float>(net: &mut dyn Layer<T>, probe: &Arc<Probe>) {
-    super::wrap_leaves(net, &mut |name, inner| {
-        Box::new(Probed { inner, name: name.to_string(), probe: probe.clone() })
-    });
+    super::hook::attach(net, probe);
 }
 
 /// Mean, std, zero fraction and dead-unit fraction of `[B, C, ...]` (units are the C axis).
@@ -91,29 +89,17 @@ pub fn histogram<T: Float>(y: &Tensor<T>, bins: usize) -> (f64, f64, Vec<u32>) {
     (lo, hi, counts)
 }
 
-struct Probed<T: Float> {
-    inner: Box<dyn Layer<T>>,
-    name: String,
-    probe: Arc<Probe>,
-}
-
-impl<T: Float> Layer<T> for Probed<T> {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.inner.output_shape(input)
-    }
-    fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
-        let y = self.inner.forward(x, mode);
-        if !self.probe.active.load(Ordering::Relaxed) {
+impl<T: Float> Hook<T> for Probe {
+    fn forward(&self, at: Site<'_, T>, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        let y = at.layer.forward(x, mode);
+        if !self.active.load(Ordering::Relaxed) {
             return y;
         }
         let (mean, std, zero_fraction, dead_fraction) = measure(&y);
         let (lo, hi, histogram) = histogram(&y, HISTOGRAM_BINS);
         let s = ActivationStats {
-            name: self.name.clone(),
-            layer: self.inner.describe(),
+            name: at.name.to_string(),
+            layer: at.describe.to_string(),
             mean,
             std,
             zero_fraction,
@@ -122,26 +108,8 @@ impl<T: Float> Layer<T> for Probed<T> {
             hi,
             histogram,
         };
-        self.probe.log.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(s);
         y
-    }
-    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
-        self.inner.backward(x, y, dy)
-    }
-    fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {
-        self.inner.visit_params(prefix, f)
-    }
-    fn visit_buffers(&mut self, prefix: &str, f: &mut BufferVisitor<'_, T>) {
-        self.inner.visit_buffers(prefix, f)
-    }
-    fn freeze_noise(&mut self, frozen: bool) {
-        self.inner.freeze_noise(frozen)
-    }
-    fn skip_input_grad(&mut self, skip: bool) {
-        self.inner.skip_input_grad(skip)
-    }
-    fn macs(&self, input: &[usize]) -> u64 {
-        self.inner.macs(input)
     }
 }
 

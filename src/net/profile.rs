@@ -1,9 +1,9 @@
-//! Per-layer timing (`convkit bench --profile`) as a value, not a global switch: `attach` wraps every leaf
-//! layer of a network in a `Timed` layer that adds its forward and backward seconds to a shared `Profiler`.
+//! Per-layer timing (`convkit bench --profile`) as a value, not a global switch: the `Profiler` is a hook around
+//! every leaf layer (`hook.rs`) that adds up each layer's forward and backward seconds.
 
-use crate::layers::{BufferVisitor, Layer, Mode, ParamVisitor};
+use super::hook::{Hook, Site};
+use crate::layers::{Layer, Mode};
 use crate::tensor::{Float, Tensor};
-use crate::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -49,51 +49,21 @@ impl Profiler {
 
 /// Wraps every leaf layer under `net` so that it reports its time to `profiler`.
 pub fn attach<T: Float>(net: &mut dyn Layer<T>, profiler: &Arc<Profiler>) {
-    super::wrap_leaves(net, &mut |_, inner| {
-        let key = inner.describe();
-        Box::new(Timed { inner, key, profiler: profiler.clone() })
-    });
+    super::hook::attach(net, profiler);
 }
 
-/// A layer that times the one it wraps.
-struct Timed<T: Float> {
-    inner: Box<dyn Layer<T>>,
-    key: String,
-    profiler: Arc<Profiler>,
-}
-
-impl<T: Float> Layer<T> for Timed<T> {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.inner.output_shape(input)
-    }
-    fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+/// Times each layer's passes, keyed by its description (every 3x3 conv of a width together).
+impl<T: Float> Hook<T> for Profiler {
+    fn forward(&self, at: Site<'_, T>, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
         let t = Instant::now();
-        let y = self.inner.forward(x, mode);
-        self.profiler.add(&self.key, t.elapsed().as_secs_f64(), false);
+        let y = at.layer.forward(x, mode);
+        self.add(at.describe, t.elapsed().as_secs_f64(), false);
         y
     }
-    fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
+    fn backward(&self, at: Site<'_, T>, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let t = Instant::now();
-        let dx = self.inner.backward(x, y, dy);
-        self.profiler.add(&self.key, t.elapsed().as_secs_f64(), true);
+        let dx = at.layer.backward(x, y, dy);
+        self.add(at.describe, t.elapsed().as_secs_f64(), true);
         dx
-    }
-    fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {
-        self.inner.visit_params(prefix, f)
-    }
-    fn visit_buffers(&mut self, prefix: &str, f: &mut BufferVisitor<'_, T>) {
-        self.inner.visit_buffers(prefix, f)
-    }
-    fn freeze_noise(&mut self, frozen: bool) {
-        self.inner.freeze_noise(frozen)
-    }
-    fn skip_input_grad(&mut self, skip: bool) {
-        self.inner.skip_input_grad(skip)
-    }
-    fn macs(&self, input: &[usize]) -> u64 {
-        self.inner.macs(input)
     }
 }
