@@ -16,5 +16,5 @@ for t in "${targets[@]}"; do
   "$bins/$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -artifact_prefix="fuzz/artifacts/$t/" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
     > "target/fuzz-logs/$t.log" 2>&1
-  echo "$t: exit $? $(grep -E '^stat::number_of_executed_units' "target/fuzz-logs/$t.log") $(ls "fuzz/artifacts/$t" | wc -l) artifacts"
+  echo "$t: exit $? $(grep -a -E '^stat::number_of_executed_units' "target/fuzz-logs/$t.log") $(ls "fuzz/artifacts/$t" | wc -l) artifacts"
 done

@@ -139,3 +139,20 @@ fn folder_skips_undecodable_images_with_a_count() {
     assert!("mnist".parse::<DataSpec>().unwrap_err().to_string().contains("KIND:PATH"));
     assert!("svhn:x".parse::<DataSpec>().unwrap_err().to_string().contains("unknown dataset kind"));
 }
+
+#[test]
+fn a_tar_entry_claiming_an_absurd_size_is_an_error_not_an_abort() {
+    // A GNU header can state a size up to 2^95 bytes (base-256); this one claims 2^62 and holds 16 bytes.
+    let d = tempfile::tempdir().unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("train/cat/0.png").unwrap();
+    h.set_size(1 << 62);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 16]);
+    let p = d.path().join("lying.tar");
+    write(&p, &bytes);
+    let e = load_err(&format!("folder:{}", p.display()));
+    assert!(e.contains("lying.tar") && e.contains("truncated"), "{e}");
+}

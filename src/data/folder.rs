@@ -56,7 +56,9 @@ fn read_archive(path: &Path, wanted: &[&str]) -> Result<Vec<(String, Entry)>> {
         let comps: Vec<String> = p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         for s in wanted {
             if let Some(class) = classify(&comps, s) {
-                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                // The header's size is only a claim (a GNU header may state 2^95 bytes): reserve at most 16 MiB
+                // up front and let the real bytes decide.
+                let mut bytes = Vec::with_capacity(entry.size().min(1 << 24) as usize);
                 entry
                     .read_to_end(&mut bytes)
                     .map_err(|e| Error::file(path, format!("{}: truncated in the archive ({e})", p.display())))?;
