@@ -29,6 +29,14 @@ with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
         info.size, info.mtime = len(data), 0
         t.addfile(info, io.BytesIO(data))
 (root / "image_folder_tar/folder.tar").write_bytes(buf.getvalue())
+# The same in GNU format, whose headers may state sizes in base-256: the mutations reach absurd claimed sizes.
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+    data = png(2, 2, (1, 2, 3))
+    info = tarfile.TarInfo("train/ants/" + "long-name-" * 12 + ".png")
+    info.size, info.mtime = len(data), 0
+    t.addfile(info, io.BytesIO(data))
+(root / "image_folder_tar/gnu.tar").write_bytes(buf.getvalue())
 
 # safetensors: one F32 tensor of LeNet-5's, with convkit's metadata.
 data = struct.pack("<6f", *[0.1 * i for i in range(6)])
