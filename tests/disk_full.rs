@@ -9,7 +9,11 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_convkit");
 
-struct Tmpfs(PathBuf, tempfile::TempDir);
+/// A mounted tmpfs (and the folder it is mounted on, removed after it is unmounted).
+struct Tmpfs {
+    at: PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl Tmpfs {
     fn mount(mb: usize) -> Option<Tmpfs> {
@@ -26,13 +30,13 @@ impl Tmpfs {
             eprintln!("skipped: mounting a tmpfs needs root");
             return None;
         }
-        Some(Tmpfs(at, d))
+        Some(Tmpfs { at, _dir: d })
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = Command::new("umount").arg(&self.at).status();
     }
 }
 
@@ -60,9 +64,9 @@ fn fill(disk: &Path, keep: u64) -> PathBuf {
 #[test]
 fn a_full_disk_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let Some(disk) = Tmpfs::mount(6) else { return };
-    let run = disk.0.join("run");
+    let run = disk.at.join("run");
     assert!(train(&run, "1", false).status.success());
-    let filler = fill(&disk.0, 50);
+    let filler = fill(&disk.at, 50);
 
     let o = train(&run, "3", true);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -433,6 +433,15 @@ struct TrialBar {
     name: String,
 }
 
+impl Drop for TrialBar {
+    /// A failed trial ends without `on_train_end`: its bar must not stay on the screen.
+    fn drop(&mut self) {
+        if let Some(pb) = self.bar.take() {
+            pb.finish_and_clear();
+        }
+    }
+}
+
 impl Callback for TrialBar {
     fn on_train_begin(&mut self, _t: &mut Trainer, r: &RunInfo) -> convkit::Result<()> {
         self.name = r.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
