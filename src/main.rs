@@ -754,7 +754,10 @@ fn train_command(args: TrainArgs) -> Result<()> {
     let cfg = train_config(args)?;
     let mut callbacks = Callbacks::default();
     callbacks.push(TrainDisplay::default());
-    let report = convkit::train::train(cfg, TrainOptions { resume, callbacks, sanity, monitor_every, detect_anomaly, ..Default::default() })?;
+    let report = convkit::train::train(
+        cfg,
+        TrainOptions { resume, callbacks, sanity, monitor_every, detect_anomaly, ..Default::default() },
+    )?;
     print_train(&report, json)
 }
 

@@ -132,12 +132,17 @@ fn detect_anomaly_names_the_layer_where_the_first_nan_or_infinity_appeared() {
     // A rate of 30: the loss stays finite for a few steps, then an input gradient overflows.
     let err = train(recipe(&d.path().join("a"), 1, "lr = 30.0\n"), opts()).unwrap_err().to_string();
     assert!(err.contains("anomaly at epoch 1, step"), "{err}");
-    let layer = ["conv1", "conv2", "fc1", "fc2", "fc3", "relu1", "relu2", "pool1", "pool2"].iter().any(|l| err.contains(&format!("'{l}'")));
+    let layer = ["conv1", "conv2", "fc1", "fc2", "fc3", "relu1", "relu2", "pool1", "pool2"]
+        .iter()
+        .any(|l| err.contains(&format!("'{l}'")));
     assert!(layer || err.contains("weight '"), "names a layer or weight: {err}");
     // A sane run is unaffected: same figures with and without the checks.
     let plain = train(recipe(&d.path().join("b"), 1, "lr = 0.01\n"), TrainOptions::default()).unwrap();
     let checked = train(recipe(&d.path().join("c"), 1, "lr = 0.01\n"), opts()).unwrap();
-    assert_eq!((plain.best_val_accuracy, plain.final_train_loss), (checked.best_val_accuracy, checked.final_train_loss));
+    assert_eq!(
+        (plain.best_val_accuracy, plain.final_train_loss),
+        (checked.best_val_accuracy, checked.final_train_loss)
+    );
 }
 
 #[test]

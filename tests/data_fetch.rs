@@ -109,7 +109,8 @@ fn fetch_verifies_resumes_and_refuses_wrong_files() {
         assert!(!mnist.join(format!("{name}.part")).exists());
     }
     // The fetched folder is a dataset convkit reads.
-    let ds = convkit::data::idx::load_dir(&mnist, convkit::data::Split::Test, convkit::data::idx::mnist_classes()).unwrap();
+    let ds =
+        convkit::data::idx::load_dir(&mnist, convkit::data::Split::Test, convkit::data::idx::mnist_classes()).unwrap();
     assert_eq!(ds.len(), 10_000);
 
     // A third time: nothing downloaded, every file verified in place.
@@ -125,7 +126,10 @@ fn a_file_that_does_not_match_its_published_checksum_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let o = fetch("fashion-mnist", d.path(), &url);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("checksum mismatch") && err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("checksum mismatch") && err.contains("t10k-labels-idx1-ubyte.gz"),
+        "{err}"
+    );
     let dir = d.path().join("fashion-mnist");
     assert!(!dir.join("t10k-labels-idx1-ubyte.gz").exists() && !dir.join("t10k-labels-idx1-ubyte.gz.part").exists());
 

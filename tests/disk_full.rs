@@ -71,12 +71,18 @@ fn a_full_disk_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let o = train(&run, "3", true);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
-    assert!(err.contains("the disk is full") && err.contains("(epoch 1) is intact") && err.contains("--resume"), "{err}");
+    assert!(
+        err.contains("the disk is full") && err.contains("(epoch 1) is intact") && err.contains("--resume"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     for c in ["last", "best"] {
         assert_eq!(Checkpoint::load(&run.join("checkpoints").join(c)).unwrap().meta.epoch, 1, "{c}");
     }
-    assert!(!run.join("checkpoints/best.tmp").exists() && !run.join("checkpoints/last.tmp").exists(), "space given back");
+    assert!(
+        !run.join("checkpoints/best.tmp").exists() && !run.join("checkpoints/last.tmp").exists(),
+        "space given back"
+    );
 
     std::fs::remove_file(filler).unwrap();
     let o = train(&run, "3", true);

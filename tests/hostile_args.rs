@@ -96,7 +96,8 @@ fn hostile_arguments_get_one_clear_error_and_never_a_panic() {
         };
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        let first = err.lines().find(|l| !l.trim().is_empty() && !l.contains(" INFO ") && !l.contains(" WARN ")).unwrap_or("");
+        let first =
+            err.lines().find(|l| !l.trim().is_empty() && !l.contains(" INFO ") && !l.contains(" WARN ")).unwrap_or("");
         let bad = match status {
             None => Some("hung for a minute".to_string()),
             Some(_) if err.contains("panicked") => Some(format!("panicked: {err}")),

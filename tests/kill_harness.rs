@@ -51,7 +51,9 @@ fn checkpoints_sound(run: &Path) -> Result<usize, String> {
 /// metrics.csv without the seconds column (wall time differs run to run).
 fn metrics(run: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    text.lines().map(|l| l.split(',').enumerate().filter(|(i, _)| *i != 7).map(|(_, v)| v).collect::<Vec<_>>().join(",")).collect()
+    text.lines()
+        .map(|l| l.split(',').enumerate().filter(|(i, _)| *i != 7).map(|(_, v)| v).collect::<Vec<_>>().join(","))
+        .collect()
 }
 
 #[test]

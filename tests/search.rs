@@ -89,7 +89,12 @@ fn killed_search_resumes_without_losing_or_repeating_a_trial() {
     assert!(image::open(&plot).unwrap().width() > 500);
     let o = ok(&["search", "refine", "--study", "fm", "--storage", &storage, "--top", "4", "--set", "epochs=3"]);
     let space = convkit::search::space::Space::from_toml(
-        String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n").as_str(),
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
     )
     .unwrap();
     let (lo, hi) = space.get("lr").unwrap().bounds().unwrap();

@@ -79,7 +79,11 @@ impl Server {
             .stdout(Stdio::null())
             .status()
             .unwrap();
-        assert!(ok.success(), "pg_ctl start failed: {}", std::fs::read_to_string(data.join("server.log")).unwrap_or_default());
+        assert!(
+            ok.success(),
+            "pg_ctl start failed: {}",
+            std::fs::read_to_string(data.join("server.log")).unwrap_or_default()
+        );
         let url = format!("postgres://convkit@127.0.0.1:{port}/postgres");
         Some(Server { bin, data, url, _dir: dir })
     }

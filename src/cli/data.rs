@@ -50,7 +50,10 @@ pub fn data(cmd: DataCmd) -> Result<()> {
         }
     }
     let at = dir.join(src.folder);
-    let kind = match src.name { "cifar10" => "cifar10-bin", k => k };
+    let kind = match src.name {
+        "cifar10" => "cifar10-bin",
+        k => k,
+    };
     println!("{}", at.display());
     eprintln!("use it as data = \"{kind}:{}\"", at.display());
     Ok(())

@@ -190,9 +190,9 @@ fn open_study(a: &RunArgs, store: &mut Store) -> Result<Study> {
     } else if let Some(t) = a.trials {
         store.set_budget(&name, t as i64)?;
     }
-    let spec = store.study(&name)?.with_context(|| {
-        format!("no study '{name}' in {}: start it with --config RECIPE --space SPACE", store.url)
-    })?;
+    let spec = store
+        .study(&name)?
+        .with_context(|| format!("no study '{name}' in {}: start it with --config RECIPE --space SPACE", store.url))?;
     Ok(Study::new(spec)?)
 }
 
@@ -327,7 +327,11 @@ fn load(at: &Where) -> Result<(Store, Study)> {
     let spec = store.study(&name)?;
     let Some(spec) = spec else {
         let known = store.studies()?;
-        bail!("no study '{name}' in {} (studies there: {})", at.storage, if known.is_empty() { "none".into() } else { known.join(", ") });
+        bail!(
+            "no study '{name}' in {} (studies there: {})",
+            at.storage,
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        );
     };
     Ok((store, Study::new(spec)?))
 }
@@ -366,7 +370,11 @@ fn best(at: &Where, out: &Path, sets: &[String], full_data: bool) -> Result<()> 
         describe(&b.params)
     );
     std::fs::write(out, head + &cfg.to_toml()).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("wrote {}: retrain it (convkit train --config {}) and report its test accuracy once", out.display(), out.display());
+    eprintln!(
+        "wrote {}: retrain it (convkit train --config {}) and report its test accuracy once",
+        out.display(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -452,7 +460,9 @@ impl Callback for TrialBar {
         let pb = self.bar.get_or_insert_with(|| {
             let pb = ProgressBar::new((p.batches * p.epochs) as u64);
             pb.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:28}] {msg} ({eta})").expect("valid template").progress_chars("=> "),
+                ProgressStyle::with_template("{prefix} [{bar:28}] {msg} ({eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             pb
         });

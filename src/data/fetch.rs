@@ -37,10 +37,26 @@ const MNIST: Source = Source {
     // The publisher's site, then the mirror torchvision uses (the original now often refuses robots).
     mirrors: &["https://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"],
     files: &[
-        Published { name: "train-images-idx3-ubyte.gz", md5: "f68b3c2dcbeaaa9fbdd348bbdeb94873", content_md5: Some("6bbc9ace898e44ae57da46a324031adb") },
-        Published { name: "train-labels-idx1-ubyte.gz", md5: "d53e105ee54ea40749a09fcbcd1e9432", content_md5: Some("a25bea736e30d166cdddb491f175f624") },
-        Published { name: "t10k-images-idx3-ubyte.gz", md5: "9fb629c4189551a2d022fa330f9573f3", content_md5: Some("2646ac647ad5339dbf082846283269ea") },
-        Published { name: "t10k-labels-idx1-ubyte.gz", md5: "ec29112dd5afa0611ce80d1b7f02629c", content_md5: Some("27ae3e4e09519cfbb04c329615203637") },
+        Published {
+            name: "train-images-idx3-ubyte.gz",
+            md5: "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            content_md5: Some("6bbc9ace898e44ae57da46a324031adb"),
+        },
+        Published {
+            name: "train-labels-idx1-ubyte.gz",
+            md5: "d53e105ee54ea40749a09fcbcd1e9432",
+            content_md5: Some("a25bea736e30d166cdddb491f175f624"),
+        },
+        Published {
+            name: "t10k-images-idx3-ubyte.gz",
+            md5: "9fb629c4189551a2d022fa330f9573f3",
+            content_md5: Some("2646ac647ad5339dbf082846283269ea"),
+        },
+        Published {
+            name: "t10k-labels-idx1-ubyte.gz",
+            md5: "ec29112dd5afa0611ce80d1b7f02629c",
+            content_md5: Some("27ae3e4e09519cfbb04c329615203637"),
+        },
     ],
     unpack: false,
 };
@@ -53,10 +69,26 @@ const FASHION_MNIST: Source = Source {
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
     ],
     files: &[
-        Published { name: "train-images-idx3-ubyte.gz", md5: "8d4fb7e6c68d591d4c3dfef9ec88bf0d", content_md5: Some("f4a8712d7a061bf5bd6d2ca38dc4d50a") },
-        Published { name: "train-labels-idx1-ubyte.gz", md5: "25c81989df183df01b3e8a0aad5dffbe", content_md5: Some("9018921c3c673c538a1fc5bad174d6f9") },
-        Published { name: "t10k-images-idx3-ubyte.gz", md5: "bef4ecab320f06d8554ea6380940ec79", content_md5: Some("8181f5470baa50b63fa0f6fddb340f0a") },
-        Published { name: "t10k-labels-idx1-ubyte.gz", md5: "bb300cfdad3c16e7a12a480ee83cd310", content_md5: Some("15d484375f8d13e6eb1aabb0c3f46965") },
+        Published {
+            name: "train-images-idx3-ubyte.gz",
+            md5: "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            content_md5: Some("f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+        },
+        Published {
+            name: "train-labels-idx1-ubyte.gz",
+            md5: "25c81989df183df01b3e8a0aad5dffbe",
+            content_md5: Some("9018921c3c673c538a1fc5bad174d6f9"),
+        },
+        Published {
+            name: "t10k-images-idx3-ubyte.gz",
+            md5: "bef4ecab320f06d8554ea6380940ec79",
+            content_md5: Some("8181f5470baa50b63fa0f6fddb340f0a"),
+        },
+        Published {
+            name: "t10k-labels-idx1-ubyte.gz",
+            md5: "bb300cfdad3c16e7a12a480ee83cd310",
+            content_md5: Some("15d484375f8d13e6eb1aabb0c3f46965"),
+        },
     ],
     unpack: false,
 };
@@ -102,7 +134,10 @@ pub fn user_data_dir() -> Option<PathBuf> {
 pub enum Fetched {
     /// Already there and verified.
     Present,
-    Downloaded { bytes: u64, resumed_from: u64 },
+    Downloaded {
+        bytes: u64,
+        resumed_from: u64,
+    },
 }
 
 /// Progress: bytes so far and the total when the server says it.
@@ -150,7 +185,8 @@ fn fetch_file(f: &Published, path: &Path, mirrors: &[&str], progress: OnProgress
                     let _ = std::fs::remove_file(&part);
                     return Err(e);
                 }
-                std::fs::rename(&part, path).map_err(|e| Error::file(path, format!("cannot move the download into place: {e}")))?;
+                std::fs::rename(&part, path)
+                    .map_err(|e| Error::file(path, format!("cannot move the download into place: {e}")))?;
                 return Ok(Fetched::Downloaded { bytes, resumed_from });
             }
             Err(e) => {
@@ -191,7 +227,8 @@ fn download(url: &str, part: &Path, name: &str, progress: OnProgress) -> Result<
         416 if have > 0 => return Ok((have, have)),
         s => return Err(Error::Config(format!("cannot download {url}: the server answered HTTP {s}"))),
     };
-    let total = resp.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).map(|n| n + start);
+    let total =
+        resp.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).map(|n| n + start);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -220,7 +257,9 @@ fn download(url: &str, part: &Path, name: &str, progress: OnProgress) -> Result<
     }
     file.sync_all().map_err(|e| Error::file(part, format!("cannot write: {e}")))?;
     if let Some(t) = total.filter(|&t| t != got) {
-        return Err(Error::Config(format!("download of {url} ended after {got} of {t} bytes; run the same command again to resume")));
+        return Err(Error::Config(format!(
+            "download of {url} ended after {got} of {t} bytes; run the same command again to resume"
+        )));
     }
     Ok((got, start))
 }
@@ -240,7 +279,10 @@ fn verify(f: &Published, path: &Path) -> Result<()> {
     }
     Err(Error::file(
         path,
-        format!("checksum mismatch: MD5 {md5}, published {}; the download is damaged or the server sent another file", f.md5),
+        format!(
+            "checksum mismatch: MD5 {md5}, published {}; the download is damaged or the server sent another file",
+            f.md5
+        ),
     ))
 }
 

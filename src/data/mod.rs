@@ -163,7 +163,9 @@ impl DataSpec {
         }
         let mut fallbacks: Vec<PathBuf> = match self.kind {
             Kind::Mnist => vec!["../shared/data/mnist".into()],
-            Kind::FashionMnist => vec!["../shared/data/fashion-mnist".into(), "/usr/share/datasets/fashion-mnist".into()],
+            Kind::FashionMnist => {
+                vec!["../shared/data/fashion-mnist".into(), "/usr/share/datasets/fashion-mnist".into()]
+            }
             _ => Vec::new(),
         };
         // Only a path naming the dataset's usual folder (a recipe's default) falls back to the other usual places;

@@ -40,7 +40,9 @@ impl<T: Float> Hook<T> for Watch {
     fn forward(&self, at: Site<'_, T>, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
         let y = at.layer.forward(x, mode);
         if let Some(bad) = first_bad(&y).filter(|_| first_bad(x).is_none()) {
-            self.report(|| format!("the forward output of '{}' ({}): {bad}, from a finite input", at.name, at.describe));
+            self.report(|| {
+                format!("the forward output of '{}' ({}): {bad}, from a finite input", at.name, at.describe)
+            });
         }
         y
     }

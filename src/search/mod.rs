@@ -56,7 +56,8 @@ impl Study {
         match self.spec.strategy.as_str() {
             "grid" => Space::grid_point(&self.space.grid(self.spec.trials as usize), n as usize),
             _ => {
-                let mut rng = crate::init::rng((self.spec.seed as u64) ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let mut rng =
+                    crate::init::rng((self.spec.seed as u64) ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
                 Some(self.space.sample(&mut rng))
             }
         }
@@ -130,12 +131,18 @@ pub fn work(store: Store, study: &Study, opts: &WorkerOptions, on_end: &mut dyn 
 }
 
 /// Trains one claimed trial and writes its outcome; None when the trial was taken over by another worker.
-fn run_trial(store: &Rc<RefCell<Store>>, study: &Study, opts: &WorkerOptions, claim: Claim) -> Result<Option<TrialEnd>> {
+fn run_trial(
+    store: &Rc<RefCell<Store>>,
+    study: &Study,
+    opts: &WorkerOptions,
+    claim: Claim,
+) -> Result<Option<TrialEnd>> {
     let started = Instant::now();
     let dir = opts.out.join(format!("trial-{:04}", claim.number));
     // A reclaimed trial starts again from nothing: its dead attempt's folder would otherwise become `trial-N-2`.
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::file(&dir, format!("cannot clear an earlier attempt: {e}")))?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| Error::file(&dir, format!("cannot clear an earlier attempt: {e}")))?;
     }
     let state = Rc::new(RefCell::new(TrialState::default()));
     let result = study.trial_recipe(&claim.params, dir.clone()).and_then(|cfg| {
@@ -156,7 +163,10 @@ fn run_trial(store: &Rc<RefCell<Store>>, study: &Study, opts: &WorkerOptions, cl
     });
     let st = state.borrow().clone();
     if st.lost {
-        tracing::warn!("trial {}: its lease ran out and another worker took it over; dropping this attempt", claim.number);
+        tracing::warn!(
+            "trial {}: its lease ran out and another worker took it over; dropping this attempt",
+            claim.number
+        );
         return Ok(None);
     }
     let (status, val_accuracy, val_loss, error) = match &result {

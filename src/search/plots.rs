@@ -29,11 +29,21 @@ fn viridis(t: f64) -> RGBColor {
 
 /// A numeric key's axis value: log10 for log ranges, so that one linear axis serves both.
 fn axis(dist: &Dist, v: f64) -> f64 {
-    if dist.is_log() { v.log10() } else { v }
+    if dist.is_log() {
+        v.log10()
+    } else {
+        v
+    }
 }
 
 /// The study's figure: a panel per numeric hyperparameter, then the scatter of the first two (or `pair`).
-pub fn study(space: &Space, trials: &[TrialRow], pair: Option<(&str, &str)>, path: &Path, font: Option<&Path>) -> Result<()> {
+pub fn study(
+    space: &Space,
+    trials: &[TrialRow],
+    pair: Option<(&str, &str)>,
+    path: &Path,
+    font: Option<&Path>,
+) -> Result<()> {
     crate::plot::register_font(font)?;
     let keys: Vec<(&str, &Dist)> =
         space.params.iter().filter(|(_, d)| d.bounds().is_some()).map(|(k, d)| (k.as_str(), d)).collect();
@@ -48,7 +58,8 @@ pub fn study(space: &Space, trials: &[TrialRow], pair: Option<(&str, &str)>, pat
     root.fill(&WHITE).map_err(|x| err(path)(&x))?;
     let areas = root.split_evenly((rows, cols));
     let scored: Vec<&TrialRow> = trials.iter().filter(|t| t.val_accuracy.is_some()).collect();
-    let (lo, hi) = scored.iter().filter_map(|t| t.val_accuracy).fold((1.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) =
+        scored.iter().filter_map(|t| t.val_accuracy).fold((1.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if hi > lo { (lo, hi) } else { (0.0, 1.0) };
     for (i, (area, (key, dist))) in areas.iter().zip(&keys).enumerate() {
         one_parameter(area, key, dist, &scored, (lo, hi), i == 0).map_err(|x| err(path)(&x))?;
@@ -72,7 +83,11 @@ fn bounds(dist: &Dist) -> (f64, f64) {
 }
 
 fn label(dist: &Dist, x: f64) -> String {
-    if dist.is_log() { format!("{:.0e}", 10f64.powf(x)) } else { format!("{}", super::space::short(x)) }
+    if dist.is_log() {
+        format!("{:.0e}", 10f64.powf(x))
+    } else {
+        format!("{}", super::space::short(x))
+    }
 }
 
 fn one_parameter(
@@ -113,7 +128,11 @@ fn one_parameter(
     }))?;
     if legend {
         let at = (a + 0.02 * (b - a), (lo - 0.02 * (hi - lo)) * 100.0);
-        c.draw_series([Text::new("red: best   blue: finished   grey: pruned (its last epoch)", at, ("sans-serif", 13))])?;
+        c.draw_series([Text::new(
+            "red: best   blue: finished   grey: pruned (its last epoch)",
+            at,
+            ("sans-serif", 13),
+        )])?;
     }
     Ok(())
 }

@@ -19,9 +19,10 @@ pub fn ranked(trials: &[TrialRow]) -> Vec<&TrialRow> {
         .collect();
     // A pruned trial stopped early: among equal figures, the one that ran its whole budget ranks first.
     r.sort_by(|a, b| {
-        b.val_accuracy.partial_cmp(&a.val_accuracy).unwrap_or(std::cmp::Ordering::Equal).then(
-            (a.status == Status::Pruned).cmp(&(b.status == Status::Pruned)),
-        )
+        b.val_accuracy
+            .partial_cmp(&a.val_accuracy)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then((a.status == Status::Pruned).cmp(&(b.status == Status::Pruned)))
     });
     r
 }
@@ -33,7 +34,13 @@ pub fn edge_warnings(space: &Space, best: &Params) -> Vec<String> {
         let (Some((lo, hi)), Some(v)) = (dist.bounds(), best.get(key).and_then(as_f64)) else { continue };
         let (t, l, h) = if dist.is_log() { (v.ln(), lo.ln(), hi.ln()) } else { (v, lo, hi) };
         let at = (t - l) / (h - l);
-        let side = if at <= 0.1 { "lower" } else if at >= 0.9 { "upper" } else { continue };
+        let side = if at <= 0.1 {
+            "lower"
+        } else if at >= 0.9 {
+            "upper"
+        } else {
+            continue;
+        };
         out.push(format!(
             "the best {key} = {} sits at the {side} edge of {dist}: the optimum may lie outside the range; widen it \
              (refine does, past that edge)",
@@ -116,11 +123,15 @@ mod tests {
     #[test]
     fn narrows_around_the_best_and_warns_at_an_edge() {
         let space = Space::from_toml("lr = \"loguniform(1e-5, 1e-1)\"\nbatch_size = [32, 64, 128]").unwrap();
-        let trials = [trial(0, 1e-2, 64, 0.9), trial(1, 4e-3, 32, 0.85), trial(2, 1e-5, 128, 0.2), trial(3, 1e-4, 128, 0.5)];
+        let trials =
+            [trial(0, 1e-2, 64, 0.9), trial(1, 4e-3, 32, 0.85), trial(2, 1e-5, 128, 0.2), trial(3, 1e-4, 128, 0.5)];
         let r = refine(&space, &trials, 2).unwrap();
         let Some(&Dist::LogUniform(a, b)) = r.space.get("lr") else { panic!() };
         assert!(a < 4e-3 && a > 1e-3 && b > 1e-2 && b < 2e-2, "{a} {b}");
-        assert_eq!(r.space.get("batch_size"), Some(&Dist::Choice(vec![toml::Value::Integer(32), toml::Value::Integer(64)])));
+        assert_eq!(
+            r.space.get("batch_size"),
+            Some(&Dist::Choice(vec![toml::Value::Integer(32), toml::Value::Integer(64)]))
+        );
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         let edge = [trial(0, 0.09, 64, 0.9), trial(1, 1e-3, 64, 0.5)];
         let w = refine(&space, &edge, 2).unwrap().warnings;

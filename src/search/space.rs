@@ -32,7 +32,9 @@ impl Space {
         let mut flat = BTreeMap::new();
         flatten("", &table, &mut flat);
         if flat.is_empty() {
-            return Err(Error::Config("the search space names no hyperparameter: add e.g. lr = \"loguniform(1e-4, 1e-1)\"".into()));
+            return Err(Error::Config(
+                "the search space names no hyperparameter: add e.g. lr = \"loguniform(1e-4, 1e-1)\"".into(),
+            ));
         }
         let params = flat
             .into_iter()
@@ -128,7 +130,8 @@ impl Dist {
 
     /// `k` evenly spaced values across the range, ends included (one value: the middle).
     fn grid(&self, k: usize) -> Vec<toml::Value> {
-        let at = |a: f64, b: f64, i: usize| if k == 1 { (a + b) / 2.0 } else { a + (b - a) * i as f64 / (k - 1) as f64 };
+        let at =
+            |a: f64, b: f64, i: usize| if k == 1 { (a + b) / 2.0 } else { a + (b - a) * i as f64 / (k - 1) as f64 };
         match self {
             Dist::LogUniform(a, b) => (0..k).map(|i| toml::Value::Float(at(a.ln(), b.ln(), i).exp())).collect(),
             Dist::Uniform(a, b) => (0..k).map(|i| toml::Value::Float(at(*a, *b, i))).collect(),
@@ -146,18 +149,21 @@ impl std::str::FromStr for Dist {
     type Err = String;
     fn from_str(s: &str) -> Result<Dist, String> {
         let s = s.trim();
-        let (name, args) = s
-            .strip_suffix(')')
-            .and_then(|s| s.split_once('('))
-            .ok_or_else(|| format!("'{s}' should look like loguniform(1e-5, 1e-1), uniform(a, b), int(a, b) or choice([...])"))?;
+        let (name, args) = s.strip_suffix(')').and_then(|s| s.split_once('(')).ok_or_else(|| {
+            format!("'{s}' should look like loguniform(1e-5, 1e-1), uniform(a, b), int(a, b) or choice([...])")
+        })?;
         if name.trim() == "choice" {
-            let v: toml::Table = toml::from_str(&format!("v = {args}")).map_err(|_| format!("choice({args}): give a list, e.g. choice([32, 64])"))?;
+            let v: toml::Table = toml::from_str(&format!("v = {args}"))
+                .map_err(|_| format!("choice({args}): give a list, e.g. choice([32, 64])"))?;
             return match v.get("v") {
                 Some(toml::Value::Array(a)) if !a.is_empty() => Ok(Dist::Choice(a.clone())),
                 _ => Err(format!("choice({args}): give a non-empty list, e.g. choice([32, 64])")),
             };
         }
-        let nums: Vec<f64> = args.split(',').map(|a| a.trim().parse::<f64>()).collect::<Result<_, _>>()
+        let nums: Vec<f64> = args
+            .split(',')
+            .map(|a| a.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
             .map_err(|_| format!("{s}: the bounds must be two numbers"))?;
         let [a, b] = nums[..] else { return Err(format!("{s}: give two bounds, low and high")) };
         if !(a.is_finite() && b.is_finite() && a < b) {
@@ -180,14 +186,20 @@ impl fmt::Display for Dist {
             Dist::LogUniform(a, b) => write!(f, "loguniform({}, {})", num(*a), num(*b)),
             Dist::Uniform(a, b) => write!(f, "uniform({}, {})", num(*a), num(*b)),
             Dist::Int(a, b) => write!(f, "int({a}, {b})"),
-            Dist::Choice(v) => write!(f, "choice([{}])", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")),
+            Dist::Choice(v) => {
+                write!(f, "choice([{}])", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "))
+            }
         }
     }
 }
 
 /// A number exactly as given, in the shorter of plain and scientific notation.
 pub fn num(x: f64) -> String {
-    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e5) { format!("{x:e}") } else { format!("{x}") }
+    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e5) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
 }
 
 /// A value as a plain number, where it is one (choices of strings are not).
@@ -212,7 +224,11 @@ pub fn describe(p: &Params) -> String {
 
 /// Three significant figures.
 pub fn short(x: f64) -> String {
-    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e4) { format!("{x:.2e}") } else { format!("{}", (x * 1e3).round() / 1e3).chars().take(8).collect() }
+    if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e4) {
+        format!("{x:.2e}")
+    } else {
+        format!("{}", (x * 1e3).round() / 1e3).chars().take(8).collect()
+    }
 }
 
 fn flatten(prefix: &str, t: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
@@ -228,7 +244,11 @@ fn flatten(prefix: &str, t: &toml::Table, out: &mut BTreeMap<String, toml::Value
 }
 
 fn toml_key(k: &str) -> String {
-    if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') { k.to_string() } else { format!("{k:?}") }
+    if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    }
 }
 
 fn toml_str(s: &str) -> String {

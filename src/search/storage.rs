@@ -273,7 +273,8 @@ impl Store {
     pub fn create_study(&mut self, s: &StudySpec) -> Result<()> {
         let url = self.url.clone();
         self.transaction(|db| {
-            let rows = db.query("SELECT recipe, space, strategy FROM studies WHERE name = $1", &[Val::T(s.name.clone())])?;
+            let rows =
+                db.query("SELECT recipe, space, strategy FROM studies WHERE name = $1", &[Val::T(s.name.clone())])?;
             if let Some(r) = rows.first() {
                 if text(&r[0]) != s.recipe || text(&r[1]) != s.space || text(&r[2]) != s.strategy {
                     return Err(Error::Config(format!(
@@ -306,7 +307,9 @@ impl Store {
 
     /// Raises (or lowers) the study's trial budget.
     pub fn set_budget(&mut self, study: &str, trials: i64) -> Result<()> {
-        self.db.exec("UPDATE studies SET trials = $1 WHERE name = $2", &[Val::I(trials), Val::T(study.into())]).map(|_| ())
+        self.db
+            .exec("UPDATE studies SET trials = $1 WHERE name = $2", &[Val::I(trials), Val::T(study.into())])
+            .map(|_| ())
     }
 
     /// The next trial for `worker`: a running trial whose lease ran out first, else a new one while the budget
@@ -375,13 +378,23 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub fn record_epoch(&mut self, study: &str, number: i64, epoch: i64, val_accuracy: f64, val_loss: f64) -> Result<()> {
+    pub fn record_epoch(
+        &mut self,
+        study: &str,
+        number: i64,
+        epoch: i64,
+        val_accuracy: f64,
+        val_loss: f64,
+    ) -> Result<()> {
         let key = [Val::T(study.into()), Val::I(number), Val::I(epoch)];
         self.db.exec("DELETE FROM trial_epochs WHERE study = $1 AND number = $2 AND epoch = $3", &key)?;
         let mut p = key.to_vec();
         p.extend([Val::F(val_accuracy), Val::F(finite_or(val_loss, 1e30))]);
         self.db
-            .exec("INSERT INTO trial_epochs (study, number, epoch, val_accuracy, val_loss) VALUES ($1, $2, $3, $4, $5)", &p)
+            .exec(
+                "INSERT INTO trial_epochs (study, number, epoch, val_accuracy, val_loss) VALUES ($1, $2, $3, $4, $5)",
+                &p,
+            )
             .map(|_| ())
     }
 
@@ -463,11 +476,16 @@ fn text(v: &Val) -> String {
 }
 
 fn finite_or(x: f64, y: f64) -> f64 {
-    if x.is_finite() { x } else { y }
+    if x.is_finite() {
+        x
+    } else {
+        y
+    }
 }
 
 fn parse_params(json: &str) -> Result<Params> {
-    serde_json::from_str(json).map_err(|e| Error::Config(format!("a stored trial's parameters do not parse ({e}): {json}")))
+    serde_json::from_str(json)
+        .map_err(|e| Error::Config(format!("a stored trial's parameters do not parse ({e}): {json}")))
 }
 
 #[cfg(test)]
@@ -508,7 +526,15 @@ mod tests {
         assert_eq!(t[0].status, Status::Failed);
         assert!(t[0].error.as_deref().unwrap().contains("lost 3 times"));
         // A stale worker's result is refused; the holder's is taken.
-        let o = Outcome { status: Status::Finished, val_accuracy: Some(0.5), val_loss: Some(1.0), epochs_done: 1, duration: 1.0, run_dir: "r".into(), error: None };
+        let o = Outcome {
+            status: Status::Finished,
+            val_accuracy: Some(0.5),
+            val_loss: Some(1.0),
+            epochs_done: 1,
+            duration: 1.0,
+            run_dir: "r".into(),
+            error: None,
+        };
         assert!(!st.finish("s", &c, "someone-else", &o).unwrap());
         assert!(st.finish("s", &c, "w", &o).unwrap());
         assert!(matches!(st.claim(&s, "w", 60.0, &params).unwrap(), Next::Done));

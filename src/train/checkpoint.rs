@@ -65,8 +65,11 @@ pub(crate) fn write_safetensors(
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::file(path, format!("cannot create: {}", io_words(&e))))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| Error::file(path, format!("cannot write: {}", io_words(&e))))
+    let mut f =
+        std::fs::File::create(path).map_err(|e| Error::file(path, format!("cannot create: {}", io_words(&e))))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::file(path, format!("cannot write: {}", io_words(&e))))
 }
 
 /// An I/O error in a user's words: a full disk is named as such.
