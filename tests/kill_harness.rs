@@ -111,13 +111,12 @@ fn sigkill_at_random_moments_never_corrupts_and_resumes_bit_identically() {
             }
         }
         assert_eq!(metrics(&run), metrics(&reference), "cycle {cycles}: metrics.csv (kills: {log:?})");
-        let same = |a: &[u8], b: &[u8]| a == b;
         assert!(
-            same(&std::fs::read(run.join("checkpoints/last/model.safetensors")).unwrap(), &want_weights),
+            std::fs::read(run.join("checkpoints/last/model.safetensors")).unwrap() == want_weights,
             "cycle {cycles}: final weights differ from the uninterrupted run's (kills: {log:?})"
         );
         let ema = std::fs::read(run.join("checkpoints/ema/model.safetensors")).unwrap();
-        assert!(same(&ema, &want_ema), "cycle {cycles}: Polyak weights differ (kills: {log:?})");
+        assert!(ema == want_ema, "cycle {cycles}: Polyak weights differ (kills: {log:?})");
     }
     eprintln!(
         "kill harness: {kills} SIGKILLs over {cycles} runs, {sound} checkpoints checked after kills, 0 corrupt, every \

@@ -44,7 +44,7 @@ impl Study {
         }
         // Every key must be a recipe key: found now, not in the middle of trial 7.
         let mut rng = crate::init::rng(0);
-        recipe.with_overrides(&space.sample(&mut rng).into_iter().collect::<Vec<_>>()).map_err(|e| {
+        recipe.with_overrides(&space::overrides(&space.sample(&mut rng))).map_err(|e| {
             Error::Config(format!("study '{}': the search space does not fit the recipe: {e}", spec.name))
         })?;
         Ok(Study { spec, recipe, space })
@@ -65,7 +65,7 @@ impl Study {
 
     /// The recipe trial `params` trains: the base recipe with the draw applied, in its own folder.
     pub fn trial_recipe(&self, params: &Params, out: PathBuf) -> Result<TrainConfig> {
-        let mut cfg = self.recipe.with_overrides(&params.clone().into_iter().collect::<Vec<_>>())?;
+        let mut cfg = self.recipe.with_overrides(&space::overrides(params))?;
         cfg.out = Some(out);
         Ok(cfg)
     }

@@ -202,6 +202,11 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A draw as `--set`-style recipe overrides.
+pub fn overrides(p: &Params) -> Vec<(String, toml::Value)> {
+    p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// A value as a plain number, where it is one (choices of strings are not).
 pub fn as_f64(v: &toml::Value) -> Option<f64> {
     match v {
@@ -222,7 +227,7 @@ pub fn describe(p: &Params) -> String {
         .join(" ")
 }
 
-/// Three significant figures.
+/// Short for tables: three decimals, or scientific notation for very small and very large values.
 pub fn short(x: f64) -> String {
     if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e4) {
         format!("{x:.2e}")
