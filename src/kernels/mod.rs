@@ -6,8 +6,18 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
+pub mod reduce;
 
 /// How many pieces to split a batch into so that each core gets one (rayon's pool size).
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)
+}
+
+/// Runs `f` compiled for the best vector instructions this CPU has (AVX-512, AVX2 + FMA, or baseline x86-64),
+/// chosen at run time. The binary itself targets baseline x86-64 so that it runs anywhere; the element-wise kernels
+/// are plain loops that the compiler vectorises, as wide as the instruction set it is told it may use.
+/// `f` must be inlined into the call (a closure is): functions it calls keep the baseline.
+#[inline(always)]
+pub fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
 }

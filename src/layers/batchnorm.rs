@@ -4,6 +4,7 @@
 //! so a single test image gets a deterministic answer.
 
 use super::{join, BufferVisitor, Layer, Mode, Param, ParamKind, ParamVisitor};
+use crate::kernels::reduce;
 use crate::tensor::{bcs, Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -85,24 +86,24 @@ impl<T: Float> BatchNorm<T> {
             .into_par_iter()
             .map(|ch| {
                 let (mut sd, mut sdx) = (T::zero(), T::zero());
+                let mu = mean[ch];
                 for i in 0..b {
                     let off = (i * c + ch) * s;
                     let (dyp, xp) = (&dy.data()[off..off + s], &x.data()[off..off + s]);
-                    if relu {
-                        for ((&d, &v), &yv) in dyp.iter().zip(xp).zip(&y.data()[off..off + s]) {
+                    let [a, b] = if relu {
+                        let yp = &y.data()[off..off + s];
+                        reduce::sums([dyp, xp, yp], |[d, v, yv]| {
                             let d = gate(d, yv);
-                            sd += d;
-                            sdx += d * (v - mean[ch]) * invstd[ch];
-                        }
+                            [d, d * (v - mu)]
+                        })
                     } else {
                         // Without the fused ReLU, y is not needed: one stream less to read.
-                        for (&d, &v) in dyp.iter().zip(xp) {
-                            sd += d;
-                            sdx += d * (v - mean[ch]) * invstd[ch];
-                        }
-                    }
+                        reduce::sums([dyp, xp], |[d, v]| [d, d * (v - mu)])
+                    };
+                    sd += a;
+                    sdx += b;
                 }
-                (sd, sdx)
+                (sd, sdx * invstd[ch])
             })
             .collect();
         for (ch, &(sd, sdx)) in sums.iter().enumerate() {
@@ -128,16 +129,18 @@ impl<T: Float> BatchNorm<T> {
                 let ch = i % c;
                 let k = gamma[ch] * invstd[ch];
                 if train {
-                    // dx = gamma*invstd/N * (N dy - sum(dy) - xhat * sum(dy xhat))
+                    // dx = gamma*invstd/N * (N dy - sum(dy) - xhat * sum(dy xhat)), as k dy + cx x + c0.
                     let (sd, sdx) = sums[ch];
                     let (mu, is) = (mean[ch], invstd[ch]);
+                    let cx = -k * is * sdx / n;
+                    let c0 = -k * sd / n - mu * cx;
                     if relu {
                         for (((o, &v), &d), &yv) in dxp.iter_mut().zip(xp).zip(dyp).zip(yp) {
-                            *o = k * (gate(d, yv) - (sd + (v - mu) * is * sdx) / n);
+                            *o = k * gate(d, yv) + cx * v + c0;
                         }
                     } else {
                         for ((o, &v), &d) in dxp.iter_mut().zip(xp).zip(dyp) {
-                            *o = k * (d - (sd + (v - mu) * is * sdx) / n);
+                            *o = k * d + cx * v + c0;
                         }
                     }
                 } else {
@@ -187,12 +190,10 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                     let shift = x.data()[ch * s];
                     let (mut s1, mut s2) = (0f64, 0f64);
                     for i in 0..b {
-                        let (mut p1, mut p2) = (T::zero(), T::zero());
-                        for &v in &x.data()[(i * c + ch) * s..][..s] {
+                        let [p1, p2] = reduce::sums([&x.data()[(i * c + ch) * s..][..s]], |[v]| {
                             let d = v - shift;
-                            p1 += d;
-                            p2 += d * d;
-                        }
+                            [d, d * d]
+                        });
                         s1 += p1.to_f64();
                         s2 += p2.to_f64();
                     }

@@ -6,10 +6,10 @@
 
 use super::{expect_rank, join, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::init::Init;
-use crate::kernels::depthwise;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, im2col, Geometry};
 use crate::kernels::threads;
+use crate::kernels::{depthwise, reduce};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -123,10 +123,11 @@ impl<T: Float> Conv2d<T> {
         let k = g.kh * g.kw;
         let mut y = Tensor::uninit(oshape);
         let per_out = oshape[2] * oshape[3];
-        y.data_mut().par_chunks_mut(per_out).zip(x.data().par_chunks(g.h * g.w)).enumerate().for_each(
-            |(i, (yp, xp))| {
+        y.data_mut().par_chunks_mut(per_out).zip(x.data().par_chunks(g.h * g.w)).enumerate().for_each_init(
+            Vec::new,
+            |scratch, (i, (yp, xp))| {
                 let ch = i % c;
-                depthwise::forward(&g, xp, &w[ch * k..][..k], yp);
+                super::super::kernels::simd(|| depthwise::forward(&g, xp, &w[ch * k..][..k], yp, scratch));
                 if let Some(b) = bias {
                     yp.iter_mut().for_each(|v| *v += b[ch]);
                 }
@@ -143,9 +144,10 @@ impl<T: Float> Conv2d<T> {
         let c = self.cfg.in_channels;
         let k = g.kh * g.kw;
         let per_out = dy.shape()[2] * dy.shape()[3];
-        let (relu, skip_dx) = (self.cfg.relu, self.skip_dx);
+        let (relu, skip_dx, has_bias) = (self.cfg.relu, self.skip_dx, self.bias.is_some());
         let w = self.weight.value.data();
-        let mut dx = Tensor::zeros(if skip_dx { &[0] } else { x.shape() });
+        // Every plane of dx is overwritten.
+        let mut dx = Tensor::uninit(if skip_dx { &[0] } else { x.shape() });
         let planes = x.len() / (g.h * g.w);
         // Each plane's dW (k values) and db, summed per channel after.
         let mut partial = vec![T::zero(); planes * (k + 1)];
@@ -154,24 +156,29 @@ impl<T: Float> Conv2d<T> {
         } else {
             dx.data_mut().chunks_mut(g.h * g.w).map(Some).collect()
         };
-        partial.par_chunks_mut(k + 1).zip(dx_planes).enumerate().for_each(|(i, (part, dxp))| {
-            let ch = i % c;
-            let (xp, dyp, yp) = (
-                &x.data()[i * g.h * g.w..][..g.h * g.w],
-                &dy.data()[i * per_out..][..per_out],
-                &y.data()[i * per_out..][..per_out],
-            );
-            let gated: Vec<T>;
-            let dyp = if relu {
-                gated = dyp.iter().zip(yp).map(|(&d, &v)| if v > T::zero() { d } else { T::zero() }).collect();
-                &gated[..]
-            } else {
-                dyp
-            };
-            let (dw, db) = part.split_at_mut(k);
-            depthwise::backward(&g, xp, &w[ch * k..][..k], dyp, dw, dxp);
-            db[0] = dyp.iter().fold(T::zero(), |a, &v| a + v);
-        });
+        partial.par_chunks_mut(k + 1).zip(dx_planes).enumerate().for_each_init(
+            Vec::new,
+            |scratch, (i, (part, dxp))| {
+                let ch = i % c;
+                let (xp, dyp, yp) = (
+                    &x.data()[i * g.h * g.w..][..g.h * g.w],
+                    &dy.data()[i * per_out..][..per_out],
+                    &y.data()[i * per_out..][..per_out],
+                );
+                let gated: Vec<T>;
+                let dyp = if relu {
+                    gated = dyp.iter().zip(yp).map(|(&d, &v)| if v > T::zero() { d } else { T::zero() }).collect();
+                    &gated[..]
+                } else {
+                    dyp
+                };
+                let (dw, db) = part.split_at_mut(k);
+                super::super::kernels::simd(|| depthwise::backward(&g, xp, &w[ch * k..][..k], dyp, dw, dxp, scratch));
+                if has_bias {
+                    db[0] = reduce::sum(dyp);
+                }
+            },
+        );
         let frozen_w = self.weight.frozen;
         for (i, part) in partial.chunks(k + 1).enumerate() {
             let ch = i % c;
