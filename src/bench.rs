@@ -73,7 +73,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
             o.batch, o.steps, o.runs
         )));
     }
-    crate::memory::check_batch(&mut models::build::<f32>(&o.net, Some(10), 0)?, o.batch, "--batch")?;
+    crate::memory::check_batch(&mut models::build_shapes(&o.net, Some(10))?, o.batch, "--batch")?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads.max(1))
         .build()

@@ -42,15 +42,11 @@ impl Init {
         let (fi, fo) = (fan_in.max(1) as f64, fan_out.max(1) as f64);
         let normal = |std: f64, rng: &mut dyn rand::RngCore| {
             let d = Normal::new(0.0, std).expect("std is finite and non-negative");
-            let n: usize = shape.iter().product();
-            let v: Vec<T> = (0..n).map(|_| T::c(d.sample(rng))).collect();
-            Tensor::from_vec(shape, v)
+            Tensor::from_fn(shape, |_| T::c(d.sample(rng)))
         };
         let uniform = |a: f64, rng: &mut dyn rand::RngCore| {
             let d = Uniform::new_inclusive(-a, a).expect("bound is finite");
-            let n: usize = shape.iter().product();
-            let v: Vec<T> = (0..n).map(|_| T::c(d.sample(rng))).collect();
-            Tensor::from_vec(shape, v)
+            Tensor::from_fn(shape, |_| T::c(d.sample(rng)))
         };
         match *self {
             Init::SmallRandom { std } => normal(std, rng),

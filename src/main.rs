@@ -795,7 +795,7 @@ fn init_stats(e: &convkit::check::init_stats::Experiment, plot: Option<PathBuf>,
 
 /// `convkit summary`: one model's per-layer accounting.
 fn summary(model: String, input: Option<String>, batch: usize, json: bool) -> Result<()> {
-    let mut m = models::build::<f32>(&model, None, 0)?;
+    let mut m = models::build_shapes(&model, None)?;
     let input = match input {
         Some(s) => parse_chw(&s)?,
         None => m.input,

@@ -286,7 +286,7 @@ fn misclassified(path: &Path) -> String {
 /// The model's per-layer accounting.
 fn summary(cfg: &TrainConfig) -> Result<String> {
     let info = crate::models::lookup(&cfg.model)?;
-    let mut m = crate::models::build::<f32>(&cfg.model, None, 0)?;
+    let mut m = crate::models::build_shapes(&cfg.model, None)?;
     let s = crate::summary::summarize(&mut m, info.input, 1)?;
     Ok(format!("<h2 id=\"model\">Model</h2><pre>{}</pre>", esc(&s.to_string())))
 }

@@ -3,9 +3,37 @@
 //! Buffers come from and return to a per-type pool, so a training step reuses the memory of the previous step
 //! instead of asking the allocator (and the kernel, for large buffers) for fresh pages every batch.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::{Debug, Display};
 use std::sync::Mutex;
+
+thread_local! {
+    static SHAPES_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with tensors that have a shape and no values (PyTorch's "meta" device): what a model's tables need
+/// (parameter counts, activation sizes, FLOPs all follow from shapes) without allocating VGG-16's 550 MB of weights.
+/// Building is the only thing to do inside: any computation sees empty buffers.
+pub fn shapes_only<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SHAPES_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(SHAPES_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
+/// The buffer length for `shape`: none inside `shapes_only`.
+fn buffer_len(shape: &[usize]) -> usize {
+    if SHAPES_ONLY.with(|c| c.get()) {
+        0
+    } else {
+        shape.iter().product()
+    }
+}
 
 /// The float types convkit computes in: `f32` for training, `f64` for gradient checks.
 /// Every layer is written once, generic over this trait.
@@ -60,24 +88,33 @@ impl Float for f64 {
     const NAME: &'static str = "f64";
 }
 
-/// Free buffers by length. Small buffers are not pooled: the allocator is fast for those.
+/// Free buffers by length. Small buffers are not pooled: the allocator is fast for those. The pool holds at most
+/// `POOL_MAX_BYTES`: enough for a training step's buffers to be reused step after step, while the weights of a
+/// dropped model (VGG's are 550 MB) go back to the system instead of staying here for good.
 pub struct Pool<T> {
-    free: Mutex<Option<HashMap<usize, Vec<Vec<T>>>>>,
+    free: Mutex<Free<T>>,
+}
+
+struct Free<T> {
+    by_len: Option<HashMap<usize, Vec<Vec<T>>>>,
+    bytes: usize,
 }
 
 const POOL_MIN_LEN: usize = 4096;
 const POOL_MAX_PER_LEN: usize = 32;
+const POOL_MAX_BYTES: usize = 1 << 30;
 
 impl<T: Float> Pool<T> {
     const fn new() -> Self {
-        Pool { free: Mutex::new(None) }
+        Pool { free: Mutex::new(Free { by_len: None, bytes: 0 }) }
     }
 
     /// A buffer of `len` elements with unspecified (but initialised) contents.
     pub fn take(&self, len: usize) -> Vec<T> {
         if len >= POOL_MIN_LEN {
-            let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = guard.as_mut().and_then(|m| m.get_mut(&len)).and_then(|l| l.pop()) {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = free.by_len.as_mut().and_then(|m| m.get_mut(&len)).and_then(|l| l.pop()) {
+                free.bytes -= len * size_of::<T>();
                 return v;
             }
         }
@@ -96,10 +133,15 @@ impl<T: Float> Pool<T> {
         if len < POOL_MIN_LEN || v.capacity() != len {
             return;
         }
-        let mut guard = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let list = guard.get_or_insert_with(HashMap::new).entry(len).or_default();
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = len * size_of::<T>();
+        if free.bytes + bytes > POOL_MAX_BYTES {
+            return;
+        }
+        let list = free.by_len.get_or_insert_with(HashMap::new).entry(len).or_default();
         if list.len() < POOL_MAX_PER_LEN {
             list.push(v);
+            free.bytes += bytes;
         }
     }
 }
@@ -112,13 +154,13 @@ pub struct Tensor<T: Float = f32> {
 
 impl<T: Float> Tensor<T> {
     pub fn zeros(shape: &[usize]) -> Self {
-        let n = shape.iter().product();
+        let n = buffer_len(shape);
         Tensor { shape: shape.to_vec(), data: T::pool().take_zeroed(n) }
     }
 
     /// A tensor whose contents the caller will overwrite entirely (saves a memset on the hot path).
     pub fn uninit(shape: &[usize]) -> Self {
-        let n = shape.iter().product();
+        let n = buffer_len(shape);
         Tensor { shape: shape.to_vec(), data: T::pool().take(n) }
     }
 
@@ -140,7 +182,7 @@ impl<T: Float> Tensor<T> {
     }
 
     pub fn from_fn(shape: &[usize], mut f: impl FnMut(usize) -> T) -> Self {
-        let n: usize = shape.iter().product();
+        let n = buffer_len(shape);
         Tensor { shape: shape.to_vec(), data: (0..n).map(&mut f).collect() }
     }
 
@@ -149,6 +191,10 @@ impl<T: Float> Tensor<T> {
     }
     pub fn len(&self) -> usize {
         self.data.len()
+    }
+    /// Elements the shape holds (equal to `len()` except for a tensor made in `shapes_only`).
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
     }
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()

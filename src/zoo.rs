@@ -51,7 +51,7 @@ pub fn table() -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     // The Keras variant of MobileNetV2 is a weight-import layout, not another architecture.
     for info in models::list().into_iter().filter(|m| m.classes == 1000 && !m.name.ends_with("_keras")) {
-        let mut m = models::build::<f32>(info.name, None, 0)?;
+        let mut m = models::build_shapes(info.name, None)?;
         let s = summarize(&mut m, info.input, 1)?;
         out.push(Entry {
             model: info.name.to_string(),

@@ -9,8 +9,9 @@ use convkit::models::{self, googlenet, mobilenetv2, resnet};
 use convkit::summary::summarize;
 use convkit::Mode;
 
+/// From shapes alone, as `convkit summary` and `convkit zoo` do (no weights allocated).
 fn summary(name: &str) -> convkit::summary::Summary {
-    let mut m = models::build::<f32>(name, None, 0).unwrap();
+    let mut m = models::build_shapes(name, None).unwrap();
     let input = m.input;
     summarize(&mut m, input, 1).unwrap()
 }
@@ -92,6 +93,14 @@ fn parameter_counts_match_the_published_ones() {
 fn every_model_runs_forward_and_backward() {
     for info in models::list() {
         let mut m = models::build::<f32>(info.name, None, 0).unwrap();
+        // The shapes-only build accounts for exactly the same network.
+        let (real, shapes) = (summarize(&mut m, info.input, 1).unwrap(), summary(info.name));
+        assert_eq!(
+            (real.params, real.macs_per_image, real.activations_per_image, real.rows.len()),
+            (shapes.params, shapes.macs_per_image, shapes.activations_per_image, shapes.rows.len()),
+            "{}",
+            info.name
+        );
         let x = random_input(&m.batch_shape(1), 1).cast::<f32>();
         let y = m.forward(&x, Mode::Train);
         assert_eq!(y.shape(), &[1, info.classes], "{}", info.name);

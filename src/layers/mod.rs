@@ -139,9 +139,9 @@ pub trait Layer<T: Float>: Send {
         let output = self.output_shape(input).unwrap_or_default();
         let (mut params, mut bias_params) = (0, 0);
         self.visit_params("", &mut |_, p| {
-            params += p.value.len();
+            params += p.value.numel();
             if p.kind == ParamKind::Bias {
-                bias_params += p.value.len();
+                bias_params += p.value.numel();
             }
         });
         let layer = self.describe();

@@ -150,6 +150,12 @@ pub fn build<T: Float>(name: &str, classes: Option<usize>, seed: u64) -> Result<
     Ok(model)
 }
 
+/// A registered model with shapes and no weights (`tensor::shapes_only`): for tables of parameters, memory and
+/// FLOPs, which follow from shapes alone. It cannot run.
+pub fn build_shapes(name: &str, classes: Option<usize>) -> Result<Model<f32>> {
+    crate::tensor::shapes_only(|| build::<f32>(name, classes, 0))
+}
+
 impl<T: Float> Model<T> {
     pub fn batch_shape(&self, batch: usize) -> Vec<usize> {
         vec![batch, self.input[0], self.input[1], self.input[2]]
