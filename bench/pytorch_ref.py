@@ -1,6 +1,8 @@
-"""PyTorch reference for `convkit bench`: the same two nets, the same synthetic data, the same timing.
+"""PyTorch reference for `convkit bench`: the same nets, the same synthetic data, the same timing.
 
+Usage: pytorch_ref.py THREADS BATCH [NET|all] [STEPS] [RUNS]
 3 warm-up steps, then STEPS timed steps, median of RUNS runs; training = forward + backward + SGD momentum.
+Nets: small, resnet8, resnet20 (3x32x32) and resnet18 (3x224x224), all with 10 classes as `convkit bench`.
 Also measures the machine's SGEMM peak (numpy and torch, 2048^3) so both can be reported as a fraction of it.
 Prints one JSON object. Run through bench/compare.sh, which installs PyTorch into target/torch-venv.
 """
@@ -15,7 +17,9 @@ import torch.nn as nn
 
 THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 BATCH = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-STEPS, RUNS, WARMUP = 20, 5, 3
+STEPS = int(sys.argv[4]) if len(sys.argv) > 4 else 20
+RUNS = int(sys.argv[5]) if len(sys.argv) > 5 else 5
+WARMUP = 3
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 
@@ -52,6 +56,30 @@ def resnet8():
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
+def cifar_resnet(blocks_per_stage):
+    """The CIFAR ResNets of He et al. (resnet20: 3 blocks per stage), 1x1 projection shortcuts as convkit's."""
+    layers, cin = [nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for stage, cout in enumerate((16, 32, 64)):
+        for b in range(blocks_per_stage):
+            layers.append(Block(cin, cout, 2 if stage > 0 and b == 0 else 1))
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def resnet18():
+    """torchvision's resnet18 (basic blocks, 64-512 channels) at 224x224, 10 classes."""
+    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for stage, cout in enumerate((64, 128, 256, 512)):
+        for b in range(2):
+            layers.append(Block(cin, cout, 2 if stage > 0 and b == 0 else 1))
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10))
+
+
+INPUT = {"resnet18": 224}
+
+
 def timed_runs(fn, images):
     """RUNS runs of WARMUP untimed then STEPS timed calls; images per second of each run."""
     rates = []
@@ -66,7 +94,8 @@ def timed_runs(fn, images):
 
 
 def bench(name, net):
-    x = torch.rand(BATCH, 3, 32, 32) * 2 - 1
+    side = INPUT.get(name, 32)
+    x = torch.rand(BATCH, 3, side, side) * 2 - 1
     y = torch.randint(0, 10, (BATCH,))
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
@@ -104,9 +133,9 @@ def sgemm_peak(n=2048, reps=5):
 
 
 if __name__ == "__main__":
-    nets = {"small": small, "resnet8": resnet8}
+    nets = {"small": small, "resnet8": resnet8, "resnet20": lambda: cifar_resnet(3), "resnet18": resnet18}
     only = sys.argv[3] if len(sys.argv) > 3 else "all"
-    results = [bench(n, f()) for n, f in nets.items() if only in ("all", n)]
+    results = [bench(n, f()) for n, f in nets.items() if n == only or (only == "all" and n in ("small", "resnet8"))]
     np_peak, torch_peak = sgemm_peak()
     print(json.dumps({"torch": torch.__version__, "threads": THREADS, "batch": BATCH,
                       "sgemm_gflops_numpy": np_peak, "sgemm_gflops_torch": torch_peak, "results": results}))
