@@ -32,6 +32,11 @@ fn loss_shape(samples: &[Sample], epochs: &[EpochLog]) -> Option<String> {
             first.loss, first.step, s.loss, s.step, s.lr
         ));
     }
+    // The "first epoch" readings need the run's start: a resumed process's samples begin mid-run, where a warm
+    // restart (SGDR) raises the loss on purpose.
+    if first.epoch > 1 {
+        return None;
+    }
     let epoch1: Vec<&Sample> = samples.iter().filter(|s| s.epoch == first.epoch).collect();
     // With one sample in the first epoch (few steps, or a sparse monitor) the epoch's mean training loss stands
     // in for where the loss got to.
@@ -74,7 +79,7 @@ fn gap(epochs: &[EpochLog]) -> Option<String> {
 /// purpose), leaving out the very first step, whose gradients from a fresh init are large by nature; the layers
 /// outside the band, three at most each way.
 fn update_ratios(samples: &[Sample], epochs: &[EpochLog]) -> Vec<String> {
-    let Some(first) = samples.first() else { return Vec::new() };
+    let Some(first) = samples.first().filter(|s| s.epoch == 1) else { return Vec::new() };
     let mut early: Vec<&Sample> = samples.iter().filter(|s| s.epoch == first.epoch).collect();
     if early.len() > 1 {
         early.remove(0);
@@ -193,6 +198,10 @@ mod tests {
         let sparse = [sample(0, 1, 4.7, 4.7, 1e-3, 0.0), sample(32, 2, 0.5, 0.5, 1e-3, 0.0)];
         let d = diagnose(&[epoch(1, 0.9, 0.89), epoch(2, 0.95, 0.94)], &sparse).join("\n");
         assert!(!d.contains("barely moved"), "{d}");
+        // A resumed run's samples start mid-run: a warm restart's rising loss is not "barely moved".
+        let resumed: Vec<Sample> = (0..5).map(|i| sample(i * 10, 26, 0.3 + 0.01 * i as f64, 0.3, 1e-6, 0.0)).collect();
+        let d = diagnose(&[epoch(26, 0.9, 0.89)], &resumed).join("\n");
+        assert!(!d.contains("barely moved") && !d.contains("below 1e-4"), "{d}");
         let d = diagnose(&[epoch(1, 0.99, 0.80)], &healthy).join("\n");
         assert!(d.contains("overfitting"), "{d}");
         let d = diagnose(&[epoch(1, 0.9, 0.89)], &[sample(0, 1, 2.3, 2.3, 0.05, 0.9)]).join("\n");
