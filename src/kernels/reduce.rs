@@ -1,4 +1,5 @@
-//! Sums over a plane in independent lanes (batch norm's statistics, a depthwise kernel's weight gradient).
+//! Sums over a plane in independent lanes (batch norm's backward behind a ReLU6, a depthwise kernel's weight
+//! gradient and bias).
 //!
 //! A single running float sum is one dependency chain that the compiler may not reorder (float addition is not
 //! associative), so it retires one add per add-latency and never vectorises. Sixteen accumulators let it do both.

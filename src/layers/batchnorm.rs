@@ -70,28 +70,6 @@ fn plane_batch(s: usize) -> usize {
     (4096 / s.max(1)).max(1)
 }
 
-/// `[sum(g), sum(g * (x - mu))]` with `g = gate(dy, y)`, in 16 lanes.
-#[inline(always)]
-fn gated_sums<T: Float>(dy: &[T], x: &[T], y: &[T], mu: T, gate: impl Fn(T, T) -> T) -> [T; 2] {
-    const L: usize = 16;
-    let (mut a, mut b) = ([T::zero(); L], [T::zero(); L]);
-    let full = dy.len() - dy.len() % L;
-    for ((d, v), w) in dy[..full].chunks_exact(L).zip(x[..full].chunks_exact(L)).zip(y[..full].chunks_exact(L)) {
-        for l in 0..L {
-            let g = gate(d[l], w[l]);
-            a[l] += g;
-            b[l] += g * (v[l] - mu);
-        }
-    }
-    let (mut sa, mut sb) = (T::zero(), T::zero());
-    for ((&d, &v), &w) in dy[full..].iter().zip(&x[full..]).zip(&y[full..]) {
-        let g = gate(d, w);
-        sa += g;
-        sb += g * (v - mu);
-    }
-    [sa + reduce::sum(&a), sb + reduce::sum(&b)]
-}
-
 impl<T: Float> BatchNorm<T> {
     /// `lanes`: sum in 16 lanes (see `backward`).
     fn backward_gated(
@@ -115,7 +93,11 @@ impl<T: Float> BatchNorm<T> {
                     let off = (i * c + ch) * s;
                     let (dyp, xp) = (&dy.data()[off..off + s], &x.data()[off..off + s]);
                     if relu && lanes {
-                        let [a, b] = gated_sums(dyp, xp, &y.data()[off..off + s], mu, gate);
+                        let yp = &y.data()[off..off + s];
+                        let [a, b] = reduce::sums([dyp, xp, yp], |[d, v, yv]| {
+                            let g = gate(d, yv);
+                            [g, g * (v - mu)]
+                        });
                         sd += a;
                         sdx += b;
                     } else if relu {

@@ -9,7 +9,7 @@ use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, im2col, Geometry};
 use crate::kernels::threads;
-use crate::kernels::{depthwise, reduce};
+use crate::kernels::{depthwise, reduce, simd};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -127,7 +127,7 @@ impl<T: Float> Conv2d<T> {
             Vec::new,
             |scratch, (i, (yp, xp))| {
                 let ch = i % c;
-                super::super::kernels::simd(|| depthwise::forward(&g, xp, &w[ch * k..][..k], yp, scratch));
+                simd(|| depthwise::forward(&g, xp, &w[ch * k..][..k], yp, scratch));
                 if let Some(b) = bias {
                     yp.iter_mut().for_each(|v| *v += b[ch]);
                 }
@@ -173,7 +173,7 @@ impl<T: Float> Conv2d<T> {
                     dyp
                 };
                 let (dw, db) = part.split_at_mut(k);
-                super::super::kernels::simd(|| depthwise::backward(&g, xp, &w[ch * k..][..k], dyp, dw, dxp, scratch));
+                simd(|| depthwise::backward(&g, xp, &w[ch * k..][..k], dyp, dw, dxp, scratch));
                 if has_bias {
                     db[0] = reduce::sum(dyp);
                 }
