@@ -1,7 +1,9 @@
 //! RandAugment (Cubuk et al. 2019): `n` operations drawn uniformly per image from a fixed list, all at one
 //! magnitude `m` (0..30; torchvision's ranges at m = 30: rotate 30 degrees, shear 0.3, translate 45% of the size,
-//! brightness / saturation / contrast factor 1 +- 0.9, posterize to 4 bits, solarize at threshold 0). Signed
-//! operations take a random sign. Sharpness and equalize, in the paper's list, are left out.
+//! brightness / saturation / contrast / sharpness factor 1 +- 0.9, posterize to 4 bits, solarize at threshold 0),
+//! plus equalize and autocontrast, which have no magnitude. Signed operations take a random sign. Sharpness and
+//! equalize follow Pillow's `ImageEnhance.Sharpness` and `ImageOps.equalize`, as torchvision does; the test checks
+//! them against Pillow's output (`reference/pil_randaugment.py`).
 
 use super::colour_jitter::{brightness, contrast, saturation};
 use super::warp::warp;
@@ -24,7 +26,7 @@ fn d_m() -> f64 {
     9.0
 }
 
-pub const OPS: [&str; 12] = [
+pub const OPS: [&str; 14] = [
     "identity",
     "shear_x",
     "shear_y",
@@ -34,9 +36,11 @@ pub const OPS: [&str; 12] = [
     "brightness",
     "saturation",
     "contrast",
+    "sharpness",
     "posterize",
     "solarize",
     "autocontrast",
+    "equalize",
 ];
 
 impl RandAugment {
@@ -72,6 +76,7 @@ pub fn apply_op(img: &mut [u8], [c, h, w]: [usize; 3], op: &str, f: f64, sign: f
         "brightness" => brightness(img, 1.0 + 0.9 * sign * f),
         "saturation" => saturation(img, shape, 1.0 + 0.9 * sign * f),
         "contrast" => contrast(img, shape, 1.0 + 0.9 * sign * f),
+        "sharpness" => sharpness(img, shape, 1.0 + 0.9 * sign * f),
         "posterize" => {
             let bits = 8 - (4.0 * f).round() as u32;
             let mask = !((1u16 << (8 - bits)) - 1) as u8;
@@ -90,8 +95,49 @@ pub fn apply_op(img: &mut [u8], [c, h, w]: [usize; 3], op: &str, f: f64, sign: f
                 }
             }
         }
+        "equalize" => img.chunks_mut(h * w).for_each(equalize),
         _ => {}
     }
+}
+
+/// Blends each plane with its smoothed self (3x3 kernel, centre weight 5 of 13; the border stays as it is):
+/// `factor` 0 is the blur, 1 the image, above 1 sharpens.
+pub fn sharpness(img: &mut [u8], [_, h, w]: [usize; 3], factor: f64) {
+    if h < 3 || w < 3 {
+        return;
+    }
+    let f = factor as f32;
+    for plane in img.chunks_mut(h * w) {
+        let src = plane.to_vec();
+        for y in 1..h - 1 {
+            for x in 1..w - 1 {
+                let at = |dy: usize, dx: usize| src[(y + dy - 1) * w + x + dx - 1] as f32;
+                let sum: f32 = (0..3).flat_map(|dy| (0..3).map(move |dx| (dy, dx))).map(|(dy, dx)| at(dy, dx)).sum();
+                let blur = ((sum + 4.0 * at(1, 1)) / 13.0).round();
+                // Pillow's blend truncates (its filter rounds): matched, so the reference agrees exactly.
+                plane[y * w + x] = (blur + f * (at(1, 1) - blur)).clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}
+
+/// Histogram equalization of one plane, Pillow's way: a lookup table from the cumulative histogram, in steps of
+/// (pixels outside the top occupied bin) / 255; a plane with one level stays as it is.
+pub fn equalize(plane: &mut [u8]) {
+    let mut hist = [0usize; 256];
+    plane.iter().for_each(|&v| hist[v as usize] += 1);
+    let top = hist.iter().rev().find(|&&n| n > 0).copied().unwrap_or(0);
+    let step = (plane.len() - top) / 255;
+    if step == 0 {
+        return;
+    }
+    let mut lut = [0u8; 256];
+    let mut n = step / 2;
+    for (level, count) in hist.iter().enumerate() {
+        lut[level] = (n / step).min(255) as u8;
+        n += count;
+    }
+    plane.iter_mut().for_each(|v| *v = lut[*v as usize]);
 }
 
 #[cfg(test)]
@@ -101,7 +147,7 @@ mod tests {
     #[test]
     fn at_magnitude_zero_every_geometric_and_colour_operation_is_the_identity() {
         let img: Vec<u8> = (0..3 * 6 * 6).map(|v| (v * 11 % 256) as u8).collect();
-        for op in OPS.iter().filter(|o| !["posterize", "solarize", "autocontrast"].contains(o)) {
+        for op in OPS.iter().filter(|o| !["posterize", "solarize", "autocontrast", "equalize"].contains(o)) {
             let mut x = img.clone();
             apply_op(&mut x, [3, 6, 6], op, 0.0, 1.0);
             assert_eq!(x, img, "{op}");
@@ -115,5 +161,25 @@ mod tests {
         let mut x = vec![0xFFu8];
         apply_op(&mut x, [1, 1, 1], "posterize", 1.0, 1.0);
         assert_eq!(x, vec![0xF0]);
+    }
+
+    #[test]
+    fn sharpness_and_equalize_match_pillow() {
+        let r: serde_json::Value =
+            serde_json::from_str(include_str!("../../reference/pil_randaugment.json")).expect("valid reference JSON");
+        let bytes =
+            |k: &str| -> Vec<u8> { r[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect() };
+        let shape = [3, 7, 9];
+        for (key, want) in [("image", "equalize"), ("low", "equalize_low")] {
+            let mut x = bytes(key);
+            x.chunks_mut(7 * 9).for_each(equalize);
+            assert_eq!(x, bytes(want), "{want}");
+        }
+        for f in [0.1, 0.55, 1.0, 1.9] {
+            let mut x = bytes("image");
+            sharpness(&mut x, shape, f);
+            let want = bytes(&format!("sharpness_{f:?}"));
+            assert_eq!(x, want, "sharpness {f}");
+        }
     }
 }
