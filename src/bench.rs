@@ -110,7 +110,7 @@ fn run_in_pool(o: &BenchOptions) -> Result<BenchResult> {
         t.step(&batch);
     });
     let infer_runs = timed_runs(&mut t, &mut |t| {
-        std::hint::black_box(t.model.forward(&batch.x, Mode::Eval));
+        std::hint::black_box(t.model.forward(&batch.x, Mode::Infer));
     });
     let model = &t.model;
     let mflop = 2.0 * model.net.macs(&model.batch_shape(1)) as f64 / 1e6;

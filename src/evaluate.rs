@@ -69,6 +69,8 @@ pub fn probabilities(
     views: TestViews,
     pad: usize,
 ) -> (Vec<f64>, Vec<usize>) {
+    // Evaluation's batch shapes are not training's: neither phase keeps the other's free buffers.
+    crate::tensor::release_pools();
     let k = ds.classes.len();
     // Views are made from the raw bytes, not the preprocessed tensor: a mean image or ZCA is not symmetric.
     let sets: Vec<Arc<Dataset>> = crate::augment::tta::views(views, ds.shape, pad)
@@ -81,7 +83,7 @@ pub fn probabilities(
     for (v, set) in sets.iter().enumerate() {
         let mut row0 = 0;
         for b in loader::epoch(set.clone(), indices.clone(), prep.clone(), &cfg, 0) {
-            let y = model.forward(&b.x, Mode::Eval);
+            let y = model.forward(&b.x, Mode::Infer);
             let c = y.len() / b.labels.len();
             for (i, row) in y.data().chunks(c).enumerate() {
                 crate::loss::add_softmax(row, &mut probs[(row0 + i) * k..][..k]);
@@ -94,6 +96,7 @@ pub fn probabilities(
     }
     let n = sets.len() as f64;
     probs.iter_mut().for_each(|p| *p /= n);
+    crate::tensor::release_pools();
     (probs, labels)
 }
 

@@ -73,7 +73,7 @@ impl Predictor {
                 v.apply(&mut img, input);
                 batch.extend(img);
             }
-            let scores = self.model.forward(&self.prep.apply(&batch, views.len()), Mode::Eval);
+            let scores = self.model.forward(&self.prep.apply(&batch, views.len()), Mode::Infer);
             let mut p = vec![0f64; self.classes.len()];
             for row in scores.data().chunks(p.len()) {
                 crate::loss::add_softmax(row, &mut p);

@@ -121,6 +121,12 @@ impl<T: Float> Pool<T> {
         vec![T::zero(); len]
     }
 
+    /// Hands every free buffer back to the allocator.
+    fn release(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        *free = Free { by_len: None, bytes: 0 };
+    }
+
     /// A buffer of `len` zeros.
     pub fn take_zeroed(&self, len: usize) -> Vec<T> {
         let mut v = self.take(len);
@@ -144,6 +150,13 @@ impl<T: Float> Pool<T> {
             free.bytes += bytes;
         }
     }
+}
+
+/// Empties the buffer pools. For a change of batch shapes (training to evaluation and back): the free buffers
+/// of one phase's shapes would otherwise sit idle through the other, adding to the process's peak memory.
+pub fn release_pools() {
+    f32::pool().release();
+    f64::pool().release();
 }
 
 /// An n-dimensional array of `T`, row-major.

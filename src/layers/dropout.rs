@@ -36,7 +36,7 @@ impl<T: Float> Layer<T> for Dropout<T> {
     }
     fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
         self.last_mode = mode;
-        if mode == Mode::Eval {
+        if !mode.is_train() {
             return x.clone();
         }
         if !(self.frozen && self.mask.len() == x.len()) {
@@ -51,7 +51,7 @@ impl<T: Float> Layer<T> for Dropout<T> {
         y
     }
     fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
-        if self.last_mode == Mode::Eval {
+        if !self.last_mode.is_train() {
             return dy.clone();
         }
         let mut dx = Tensor::uninit(x.shape());

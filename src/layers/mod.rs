@@ -48,7 +48,21 @@ use crate::Result;
 pub enum Mode {
     #[default]
     Train,
+    /// Evaluation that may still be followed by `backward` (gradient checks of the evaluation path, saliency).
     Eval,
+    /// Evaluation with no `backward` to follow (PyTorch's `no_grad`): containers keep no activations, so each
+    /// layer's output goes back to the pool as soon as the next layer has read it. What scoring and prediction use.
+    Infer,
+}
+
+impl Mode {
+    pub fn is_train(self) -> bool {
+        self == Mode::Train
+    }
+    /// Whether containers keep each layer's input and output for `backward`.
+    pub fn keeps_activations(self) -> bool {
+        self != Mode::Infer
+    }
 }
 
 /// What a parameter is, so that weight decay can skip biases and batch-norm parameters (the lecture's default).

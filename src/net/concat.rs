@@ -57,6 +57,9 @@ impl<T: Float> Layer<T> for Concat<T> {
                 off += len;
             }
         }
+        if !mode.keeps_activations() {
+            self.outs.clear();
+        }
         y
     }
 

@@ -57,8 +57,7 @@ impl<T: Float> Layer<T> for Residual<T> {
                 v
             }
         });
-        self.main_out = Some(a);
-        self.short_out = s;
+        (self.main_out, self.short_out) = if mode.keeps_activations() { (Some(a), s) } else { (None, None) };
         y
     }
 
@@ -159,6 +158,18 @@ mod tests {
                 assert!(rep.judged_error() < 1e-5, "{mode:?}\n{rep}");
             }
         }
+    }
+
+    #[test]
+    fn inference_computes_what_evaluation_does_and_keeps_no_activations() {
+        let mut b = block(2, 4, 2, &mut rng(0));
+        let x = random_input(&[2, 2, 6, 6], 1);
+        b.forward(&x, Mode::Train);
+        let eval = b.forward(&x, Mode::Eval);
+        assert!(b.main_out.is_some() && !b.main.acts.is_empty(), "evaluation keeps what backward needs");
+        let infer = b.forward(&x, Mode::Infer);
+        assert_eq!(infer.data(), eval.data());
+        assert!(b.main_out.is_none() && b.short_out.is_none() && b.main.acts.is_empty());
     }
 
     #[test]

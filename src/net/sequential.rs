@@ -7,7 +7,7 @@ use crate::Result;
 pub struct Sequential<T: Float> {
     layers: Vec<(String, Box<dyn Layer<T>>)>,
     /// Outputs of layers `0..n-1` (the last output is returned to the caller, who hands it back in backward).
-    acts: Vec<Tensor<T>>,
+    pub(super) acts: Vec<Tensor<T>>,
 }
 
 impl<T: Float> Default for Sequential<T> {
@@ -82,6 +82,13 @@ impl<T: Float> Layer<T> for Sequential<T> {
         let n = self.layers.len();
         if n == 0 {
             return x.clone();
+        }
+        if !mode.keeps_activations() {
+            let mut y = self.layers[0].1.forward(x, mode);
+            for (_, l) in &mut self.layers[1..] {
+                y = l.forward(&y, mode);
+            }
+            return y;
         }
         for i in 0..n {
             let input = if i == 0 { x } else { &self.acts[i - 1] };

@@ -195,7 +195,7 @@ impl Trainer {
         };
         let rep = lb.minimize(&mut w, &mut f);
         unflatten(&mut self.model, &w);
-        let y = self.model.forward(&b.x, Mode::Eval);
+        let y = self.model.forward(&b.x, Mode::Infer);
         let correct = softmax_cross_entropy(&y, &b.labels).correct;
         self.step += rep.iterations as u64;
         StepStats { loss: rep.loss, correct, count: b.labels.len(), lr: self.sched.base, steps: rep.iterations as u64 }

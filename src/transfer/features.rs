@@ -44,7 +44,7 @@ pub fn extract(
     for start in (0..ds.len()).step_by(batch.max(1)) {
         let b = batch.min(ds.len() - start);
         let input = prep.apply(&ds.images[start * d..(start + b) * d], b);
-        let y = model.net.forward_until(&input, at, Mode::Eval)?;
+        let y = model.net.forward_until(&input, at, Mode::Infer)?;
         dim = y.len() / b;
         x.extend_from_slice(y.data());
         tick(start + b);

@@ -3,17 +3,19 @@
 //! predicted probability, and the image itself as a PNG (base64) for the report's grid.
 
 use crate::data::Dataset;
+use crate::evaluate::{probabilities, TestViews};
 use crate::train::callback::{Callback, EpochLog};
 use crate::train::trainer::{TrainData, Trainer};
-use crate::{Error, Mode, Result};
+use crate::{Error, Result};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Images shown at most, and validation images looked at to find them (a very accurate model may have fewer).
 const SHOWN: usize = 32;
-const SCANNED: usize = 4000;
-const BATCH: usize = 250;
+const SCANNED: usize = 4096;
+const BATCH: usize = 256;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Mistake {
@@ -50,12 +52,11 @@ fn find(t: &mut Trainer, data: &TrainData, epoch: usize) -> Misclassified {
     let (ds, k) = (&data.dataset, data.dataset.classes.len());
     let mut out = Misclassified { epoch, scanned: 0, mistakes: Vec::new() };
     for chunk in data.val.chunks(BATCH).take(SCANNED / BATCH) {
-        let raw: Vec<u8> = chunk.iter().flat_map(|&i| ds.image(i).iter().copied()).collect();
-        let y = t.model.forward(&data.prep.apply(&raw, chunk.len()), Mode::Eval);
-        for (&i, row) in chunk.iter().zip(y.data().chunks(y.len() / chunk.len())) {
-            let mut p = vec![0f64; k];
-            crate::loss::add_softmax(row, &mut p);
-            let (pred, truth) = (crate::loss::argmax(&p).min(k - 1), ds.labels[i] as usize);
+        // Through evaluation's own path: its batch shapes, and its buffers handed back before training resumes.
+        let (probs, labels) =
+            probabilities(&mut t.model, ds, Arc::new(chunk.to_vec()), &data.prep, BATCH, TestViews::Single, 0);
+        for ((&i, p), &truth) in chunk.iter().zip(probs.chunks(k)).zip(&labels) {
+            let pred = crate::loss::argmax(p).min(k - 1);
             if pred != truth && out.mistakes.len() < SHOWN {
                 out.mistakes.push(Mistake {
                     index: i,
