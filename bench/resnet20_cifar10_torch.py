@@ -2,6 +2,11 @@
 "convkit within 0.3 points of PyTorch on the same files". Run by hand, never by the tests:
 
     target/torch-venv/bin/python bench/resnet20_cifar10_torch.py [--epochs 40] [--erasing 0.5] [--label-smoothing 0.1]
+        [--checkpoint target/torch-twin.pt]
+
+With --checkpoint the whole state (weights, Polyak weights, momentum, best weights, step, both random streams) is
+saved after every epoch and a run starts from it if it exists, so a long run survives being stopped; resumed, it
+continues exactly as it would have.
 
 Same model (ResNet-20, projection shortcuts, He-normal init), batch 128, SGD momentum 0.9 with coupled weight decay
 5e-4, lr 0.1 with a 1-epoch linear warm-up from 0.01 then a per-step cosine to 0, Polyak averaging (0.998 per
@@ -115,6 +120,11 @@ def evaluate(model, x, y, norm, flip=False):
     return correct / len(x), loss / len(x)
 
 
+def same(a):
+    """The arguments a resumed run must share with the one that saved (threads may differ)."""
+    return {k: v for k, v in vars(a).items() if k not in ("threads", "checkpoint")}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=40)
@@ -123,6 +133,7 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke test)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint", type=Path, help="save after every epoch; resume from it if it exists")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -144,8 +155,16 @@ def main():
     total, warm = a.epochs * steps_per_epoch, steps_per_epoch
     lr_at = lambda s: 0.1 * (0.1 + 0.9 * s / warm) if s < warm else 0.05 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))
     crit = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
-    best, best_state, step, t0 = -1.0, None, 0, time.time()
-    for epoch in range(1, a.epochs + 1):
+    best, best_state, step, t0, start = -1.0, None, 0, time.time(), 1
+    if a.checkpoint and a.checkpoint.exists():
+        ck = torch.load(a.checkpoint, weights_only=False)
+        assert ck["args"] == same(a), f"{a.checkpoint} was saved with other arguments: {ck['args']}"
+        model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"]), opt.load_state_dict(ck["opt"])
+        best, best_state, step, start = ck["best"], ck["best_state"], ck["step"], ck["epoch"] + 1
+        rng.bit_generator.state, t0 = ck["rng"], time.time() - ck["seconds"]
+        torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed from {a.checkpoint} after epoch {ck['epoch']}", flush=True)
+    for epoch in range(start, a.epochs + 1):
         model.train()
         order = rng.permutation(len(tr))
         seen, correct, loss_sum = 0, 0, 0.0
@@ -172,6 +191,12 @@ def main():
             best, best_state = va, copy.deepcopy(model.state_dict())
         print(f"epoch {epoch}/{a.epochs}: train loss {loss_sum / seen:.4f} acc {100 * correct / seen:.2f}% | "
               f"val loss {vl:.4f} acc {100 * va:.2f}% | polyak val acc {100 * ea:.2f}% | {time.time() - t0:.0f} s", flush=True)
+        if a.checkpoint:
+            ck = {"args": same(a), "epoch": epoch, "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+                  "opt": opt.state_dict(), "best": best, "best_state": best_state, "rng": rng.bit_generator.state,
+                  "torch_rng": torch.get_rng_state(), "seconds": time.time() - t0}
+            torch.save(ck, a.checkpoint.with_suffix(".tmp"))
+            a.checkpoint.with_suffix(".tmp").replace(a.checkpoint)
     model.load_state_dict(best_state)
     for name, m in (("best", model), ("polyak", ema)):
         one, _ = evaluate(m, d["test_x"], d["test_y"], norm)
