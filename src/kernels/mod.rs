@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
 pub mod reduce;
+pub mod winograd;
 
 /// How many pieces to split a batch into so that each core gets one (rayon's pool size).
 pub fn threads() -> usize {

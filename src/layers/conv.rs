@@ -9,11 +9,15 @@ use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, im2col, Geometry};
 use crate::kernels::threads;
-use crate::kernels::{depthwise, reduce, simd};
+use crate::kernels::{depthwise, reduce, simd, winograd};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// Whether 3x3 stride-1 convolutions go through Winograd's F(2x2, 3x3) (`kernels/winograd.rs`). Off: on the
+/// ResNet-20 benchmark it is not yet faster than im2col + GEMM (ARCHITECTURE.md, "Winograd").
+const WINOGRAD: bool = false;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conv2dConfig {
@@ -92,7 +96,7 @@ impl Conv2dConfig {
         let weight =
             Param::new(c.init.tensor(&shape, cin_g * area, c.out_channels / c.groups * area, rng), ParamKind::Weight);
         let bias = c.bias.then(|| Param::new(Tensor::zeros(&[c.out_channels]), ParamKind::Bias));
-        Ok(Conv2d { cfg: c.clone(), weight, bias, skip_dx: false })
+        Ok(Conv2d { cfg: c.clone(), weight, bias, skip_dx: false, winograd: WINOGRAD })
     }
 }
 
@@ -102,6 +106,16 @@ pub struct Conv2d<T: Float> {
     pub weight: Param<T>,
     pub bias: Option<Param<T>>,
     skip_dx: bool,
+    /// Take the Winograd path where the geometry allows (`WINOGRAD` by default; tests turn it on).
+    winograd: bool,
+}
+
+/// The gradient through a fused ReLU: `dy` where the output `y` is positive, else zero, written to `out`.
+fn relu_gate<'a, T: Float>(dy: &[T], y: &[T], out: &'a mut [T]) -> &'a [T] {
+    for ((o, &d), &v) in out.iter_mut().zip(dy).zip(y) {
+        *o = if v > T::zero() { d } else { T::zero() };
+    }
+    out
 }
 
 /// Images per task: a few tasks per core, so a core slowed by a neighbour does not hold up the step.
@@ -198,6 +212,27 @@ impl<T: Float> Conv2d<T> {
         }
     }
 
+    /// A 3x3 stride-1 "same" convolution without groups or bias: Winograd's F(2x2, 3x3), forward and input grad.
+    fn is_winograd(&self) -> bool {
+        let c = &self.cfg;
+        self.winograd && c.kernel == 3 && c.stride == 1 && c.padding == 1 && c.groups == 1 && self.bias.is_none()
+    }
+
+    fn forward_winograd(&self, x: &Tensor<T>, oshape: &[usize]) -> Tensor<T> {
+        let (cin, cout, hw) = (self.cfg.in_channels, self.cfg.out_channels, [x.shape()[2], x.shape()[3]]);
+        let u = winograd::weights(self.weight.value.data(), cout, cin);
+        let (per_in, per_out) = (cin * hw[0] * hw[1], cout * hw[0] * hw[1]);
+        let chunk = batch_chunk(x.batch());
+        let mut y = Tensor::uninit(oshape);
+        y.data_mut()
+            .par_chunks_mut(chunk * per_out)
+            .zip(x.data().par_chunks(chunk * per_in))
+            .for_each_init(winograd::Scratch::default, |scratch, (yc, xc)| {
+                winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, self.cfg.relu, scratch)
+            });
+        y
+    }
+
     fn geometry(&self, x: &[usize]) -> Geometry {
         let c = &self.cfg;
         Geometry {
@@ -247,6 +282,9 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let oshape = self.output_shape(x.shape()).expect("conv input shape (checked when the network was built)");
         if self.is_depthwise() {
             return self.forward_depthwise(x, &oshape);
+        }
+        if self.is_winograd() {
+            return self.forward_winograd(x, &oshape);
         }
         let g = self.geometry(x.shape());
         let (b, groups) = (x.batch(), self.cfg.groups);
@@ -307,6 +345,9 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let skip_dx = self.skip_dx;
         let relu = self.cfg.relu;
         let mut dx = if skip_dx { Tensor::zeros(x.shape()) } else { Tensor::uninit(x.shape()) };
+        // dX of a Winograd conv is itself one, a chunk of images at a time; im2col stays for dW.
+        let wino = self.is_winograd() && !skip_dx;
+        let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
             .data_mut()
@@ -319,18 +360,17 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 let mut db = vec![T::zero(); if want_db { cout } else { 0 }];
                 let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
                 let mut gated = if relu { T::pool().take(per_out) } else { Vec::new() };
+                if wino {
+                    // dX of the whole slice at once, so that the products see many tiles.
+                    let mut all = T::pool().take(dyc.len());
+                    let dy_all = if relu { relu_gate(dyc, yc, &mut all) } else { dyc };
+                    winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, false, &mut Default::default());
+                    T::pool().give(all);
+                }
                 for (((dxi, xi), dyi), yi) in
                     dxc.chunks_mut(per_in).zip(xc.chunks(per_in)).zip(dyc.chunks(per_out)).zip(yc.chunks(per_out))
                 {
-                    // The fused ReLU passes the gradient only where it let the value through.
-                    let dyi: &[T] = if relu {
-                        for ((o, &d), &v) in gated.iter_mut().zip(dyi).zip(yi) {
-                            *o = if v > T::zero() { d } else { T::zero() };
-                        }
-                        &gated
-                    } else {
-                        dyi
-                    };
+                    let dyi = if relu { relu_gate(dyi, yi, &mut gated) } else { dyi };
                     for grp in 0..groups {
                         let in_len = g.c * g.h * g.w;
                         let dyg = &dyi[grp * cout_g * n..][..cout_g * n];
@@ -360,7 +400,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                                 1,
                             );
                         }
-                        if !skip_dx {
+                        if !skip_dx && !wino {
                             // dcols = W_g^T . dY_g, then fold the columns back onto the image.
                             let wg = Mat::new(&w[grp * cout_g * kdim..][..cout_g * kdim], cout_g, kdim).t();
                             let dxg = &mut dxi[grp * in_len..][..in_len];
@@ -473,6 +513,9 @@ mod tests {
             Conv2dConfig::new(3, 5, 3),
             Conv2dConfig::new(2, 3, 5).padding(1),
             Conv2dConfig::new(3, 4, 3).padding(1).relu(),
+            // Winograd's geometry (3x3, stride 1, padding 1, no bias), with and without the fused ReLU.
+            Conv2dConfig::new(3, 4, 3).padding(1).bias(false),
+            Conv2dConfig::new(4, 3, 3).padding(1).bias(false).relu(),
             // The depthwise kernel: stride 1 with a fused ReLU, and a large stride without padding.
             Conv2dConfig::new(3, 3, 3).groups(3).padding(1).bias(false).relu(),
             Conv2dConfig::new(2, 2, 5).groups(2).stride(3),
@@ -482,8 +525,9 @@ mod tests {
     #[test]
     fn forward_matches_direct_convolution() {
         let mut r = rng(0);
-        for cfg in configs() {
+        for (cfg, winograd) in configs().into_iter().flat_map(|c| [(c.clone(), false), (c, true)]) {
             let mut conv = cfg.build::<f64>(&mut r).unwrap();
+            conv.winograd = winograd;
             if let Some(b) = &mut conv.bias {
                 b.value = Tensor::from_fn(&[cfg.out_channels], |i| i as f64 * 0.1 - 0.2);
             }
@@ -494,18 +538,19 @@ mod tests {
                 want.iter_mut().for_each(|v| *v = v.max(0.0));
             }
             let err = y.data().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-            assert!(err < 1e-12, "{cfg:?}: max error {err}");
+            assert!(err < 1e-12, "{cfg:?} (winograd {winograd}): max error {err}");
         }
     }
 
     #[test]
     fn gradcheck_every_configuration() {
         let mut r = rng(1);
-        for cfg in configs() {
+        for (cfg, winograd) in configs().into_iter().flat_map(|c| [(c.clone(), false), (c, true)]) {
             let mut conv = cfg.build::<f64>(&mut r).unwrap();
+            conv.winograd = winograd;
             let x = crate::check::gradcheck::random_input(&[2, cfg.in_channels, 7, 6], 2);
             let rep = check_layer(&mut conv, &x, &Options::default());
-            assert!(rep.judged_error() < 1e-6, "{cfg:?}\n{rep}");
+            assert!(rep.judged_error() < 1e-6, "{cfg:?} (winograd {winograd})\n{rep}");
             // A fused ReLU can put a pre-activation within h of zero; the checker skips and counts those.
             assert!(rep.kinks_skipped() <= usize::from(cfg.relu) * 3, "{rep}");
         }

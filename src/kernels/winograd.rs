@@ -1,0 +1,309 @@
+//! Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+//! 2016) for 3x3 stride-1 "same" convolutions, the narrow layers of the CIFAR ResNets.
+//!
+//! Each 2x2 block of output comes from a 4x4 tile of input: `Y = A^T [ (G g G^T) .* (B^T d B) ] A`. Transformed,
+//! the convolution is 16 independent matrix products, one per tile position `e`, of shape
+//! `[tiles x C] x [C x K]`: 16 multiplies per 4 outputs and input channel instead of im2col's 36, and a transformed
+//! input 4x the image instead of im2col's 9x. Images are taken a few at a time, so that the transformed input stays
+//! in cache while the products read it.
+//!
+//! The input gradient of such a convolution is again one (with each kernel turned 180 degrees and the channel roles
+//! swapped), so `input_grad_weights` serves backward with the same kernel.
+
+use super::gemm::{matmul_strided, Mat};
+use crate::tensor::Float;
+
+/// `G g G^T` of every 3x3 kernel of `w` (`[K][C][3][3]`), laid out `[16][C][K]`: tile position `e`'s `C x K`
+/// matrix is contiguous.
+pub fn weights<T: Float>(w: &[T], k: usize, c: usize) -> Vec<T> {
+    let h = T::c(0.5);
+    let mut u = vec![T::zero(); 16 * c * k];
+    for (ko, kernels) in w.chunks_exact(c * 9).enumerate() {
+        for (ci, g) in kernels.chunks_exact(9).enumerate() {
+            // t = G g (4x3), then u = t G^T (4x4).
+            let mut t = [[T::zero(); 3]; 4];
+            for j in 0..3 {
+                let (a, b, d) = (g[j], g[3 + j], g[6 + j]);
+                t[0][j] = a;
+                t[1][j] = h * (a + b + d);
+                t[2][j] = h * (a - b + d);
+                t[3][j] = d;
+            }
+            for (r, row) in t.iter().enumerate() {
+                let [a, b, d] = *row;
+                let vals = [a, h * (a + b + d), h * (a - b + d), d];
+                for (s, v) in vals.into_iter().enumerate() {
+                    u[((r * 4 + s) * c + ci) * k + ko] = v;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// The transformed kernels of the convolution that maps `dY` (K channels) to `dX` (C channels): kernel `(c, k)`
+/// is kernel `(k, c)` of `w` turned 180 degrees.
+pub fn input_grad_weights<T: Float>(w: &[T], k: usize, c: usize) -> Vec<T> {
+    let mut flipped = vec![T::zero(); w.len()];
+    for ko in 0..k {
+        for ci in 0..c {
+            let src = &w[(ko * c + ci) * 9..][..9];
+            let dst = &mut flipped[(ci * k + ko) * 9..][..9];
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = src[8 - i];
+            }
+        }
+    }
+    weights(&flipped, c, k)
+}
+
+/// Scratch for `conv`, reused from call to call.
+#[derive(Default)]
+pub struct Scratch<T> {
+    /// The zero-bordered plane split into its four (row, column) parity phases (see `transform_input`).
+    phases: Vec<T>,
+    /// Per-plane temporaries: the eight half-transformed arrays, then the output's.
+    tmp: Vec<T>,
+    v: Vec<T>,
+    m: Vec<T>,
+}
+
+/// Images per group: enough tiles for long products, few enough that the transformed input stays in cache.
+fn group_size(c: usize, k: usize, slots: usize) -> usize {
+    (8192 / (c.max(k) * slots).max(1)).max(1)
+}
+
+/// Where the tiles of one plane sit. Tile `(i, j)` is slot `i * half + j` with `half = tw + 1`: each tile row has
+/// one extra slot, computed and never read, so that every step of both transforms is one flat pass over a plane.
+#[derive(Clone, Copy)]
+struct Tiles {
+    tw: usize,
+    half: usize,
+    /// Slots per plane.
+    slots: usize,
+    /// Elements per phase plane: `(th + 1) x half`, plus one so that shifted reads stay inside.
+    phase: usize,
+}
+
+impl Tiles {
+    fn new(h: usize, w: usize) -> Self {
+        let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+        let half = tw + 1;
+        Tiles { tw, half, slots: th * half, phase: (th + 1) * half + 1 }
+    }
+}
+
+/// `y = conv3x3(x, u)` with stride 1 and zero padding 1 for a slice of images: `x` is `[n][C][h][w]`, `y`
+/// `[n][K][h][w]`, `u` from `weights`. With `relu`, negative outputs are set to zero.
+pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], relu: bool, s: &mut Scratch<T>) {
+    super::simd(
+        #[inline(always)]
+        || conv_impl(x, [c, h, w], u, k, y, relu, s),
+    )
+}
+
+#[inline(always)]
+fn conv_impl<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], relu: bool, s: &mut Scratch<T>) {
+    let tl = Tiles::new(h, w);
+    let n = x.len() / (c * h * w).max(1);
+    let group = group_size(c, k, tl.slots);
+    s.phases.clear();
+    s.phases.resize(4 * tl.phase, T::zero());
+    s.tmp.resize(8 * (tl.slots + 1), T::zero());
+    for first in (0..n).step_by(group) {
+        let imgs = group.min(n - first);
+        let t = imgs * tl.slots;
+        s.v.resize(16 * c * t, T::zero());
+        s.m.resize(16 * k * t, T::zero());
+        for i in 0..imgs {
+            for ci in 0..c {
+                fill_phases(&x[((first + i) * c + ci) * h * w..][..h * w], w, &tl, &mut s.phases);
+                transform_input(&s.phases, &mut s.tmp, &tl, &mut s.v, ci * t + i * tl.slots, c * t);
+            }
+        }
+        // M_e (t x K, stored K-major) = V_e^T (t x C) . U_e (C x K).
+        for e in 0..16 {
+            let v = Mat::new(&s.v[e * c * t..][..c * t], c, t).t();
+            let ue = Mat::new(&u[e * c * k..][..c * k], c, k);
+            matmul_strided(v, ue, &mut s.m[e * k * t..][..k * t], 1, t as isize, false, 1);
+        }
+        for i in 0..imgs {
+            for ko in 0..k {
+                let out = &mut y[((first + i) * k + ko) * h * w..][..h * w];
+                transform_output(&s.m, &mut s.tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out, relu);
+            }
+        }
+    }
+}
+
+/// Copies a plane into the four parity phases of its zero-bordered version: padded pixel `(py + 2a, px + 2b)` (the
+/// plane's `(py + 2a - 1, px + 2b - 1)`) goes to phase `2 py + px` at `a * half + b`. The border stays zero.
+#[inline(always)]
+fn fill_phases<T: Float>(plane: &[T], w: usize, tl: &Tiles, phases: &mut [T]) {
+    for (yy, row) in plane.chunks_exact(w).enumerate() {
+        let (py, a) = ((yy + 1) % 2, (yy + 1) / 2);
+        let at = |px: usize| (2 * py + px) * tl.phase + a * tl.half;
+        // Even input columns are odd padded ones (phase px = 1, b = xx / 2); odd ones are even (px = 0, b = xx/2 + 1).
+        let (lo, hi) = phases.split_at_mut(at(1));
+        let (even, odd) = (&mut lo[at(0) + 1..][..tl.half - 1], &mut hi[..tl.half]);
+        // Pairs of columns in one pass (the compiler de-interleaves them with shuffles); an odd width's last alone.
+        let pairs = row.chunks_exact(2);
+        if let [last] = pairs.remainder() {
+            odd[w / 2] = *last;
+        }
+        for ((p, o), e) in pairs.zip(odd.iter_mut()).zip(even.iter_mut()) {
+            (*o, *e) = (p[0], p[1]);
+        }
+    }
+}
+
+/// `B^T d B` of every tile of a plane, written to `v[e * e_stride + at + slot]`. Tile `(i, j)`'s input pixel
+/// `(r, x)` is phase `(r % 2, x % 2)` at slot + `(r / 2) * half + x / 2`: with the phases, each of the transform's
+/// steps is one flat pass over the plane's slots.
+#[inline(always)]
+fn transform_input<T: Float>(q: &[T], tmp: &mut [T], tl: &Tiles, v: &mut [T], at: usize, e_stride: usize) {
+    let (n, half) = (tl.slots + 1, tl.half);
+    let ph = |py: usize, px: usize, shift: usize| &q[(2 * py + px) * tl.phase + shift..][..n];
+    // B^T d (rows): r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3, for each column parity px.
+    for px in 0..2 {
+        let (d0, d1, d2, d3) = (ph(0, px, 0), ph(1, px, 0), ph(0, px, half), ph(1, px, half));
+        zip3(&mut tmp[px * n..][..n], d0, d2, |a, b| a - b);
+        zip3(&mut tmp[(2 + px) * n..][..n], d1, d2, |a, b| a + b);
+        zip3(&mut tmp[(4 + px) * n..][..n], d2, d1, |a, b| a - b);
+        zip3(&mut tmp[(6 + px) * n..][..n], d1, d3, |a, b| a - b);
+    }
+    // (. B) (columns) of each row r: x0 - x2, x1 + x2, x2 - x1, x1 - x3, where column x is parity x % 2 at + x / 2.
+    let m = tl.slots;
+    for r in 0..4 {
+        let (e, o) = (&tmp[2 * r * n..][..n], &tmp[(2 * r + 1) * n..][..n]);
+        let out = |x: usize| (r * 4 + x) * e_stride + at;
+        zip3(&mut v[out(0)..][..m], &e[..m], &e[1..], |a, b| a - b);
+        zip3(&mut v[out(1)..][..m], &o[..m], &e[1..], |a, b| a + b);
+        zip3(&mut v[out(2)..][..m], &e[1..], &o[..m], |a, b| a - b);
+        zip3(&mut v[out(3)..][..m], &o[..m], &o[1..], |a, b| a - b);
+    }
+}
+
+/// `A^T m A` of every tile of one output plane: the 2x2 block of tile `(i, j)` goes to `(2i, 2j)`, dropping the
+/// spare slots and, where `h` or `w` is odd, the last row or column.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn transform_output<T: Float>(
+    m: &[T],
+    tmp: &mut [T],
+    tl: &Tiles,
+    at: usize,
+    e_stride: usize,
+    [h, w]: [usize; 2],
+    out: &mut [T],
+    relu: bool,
+) {
+    let n = tl.slots;
+    let g = |e: usize| &m[e * e_stride + at..][..n];
+    // A^T m (rows): s0 = m0 + m1 + m2 and s1 = m1 - m2 - m3, for each column x; then (. A) into even and odd
+    // output columns of output rows 0 and 1.
+    let (s, y) = tmp[..8 * n].split_at_mut(4 * n);
+    for r in 0..2 {
+        for x in 0..4 {
+            let (sx, a, b, c) = (&mut s[x * n..][..n], g(r * 4 + x), g((r + 1) * 4 + x), g((r + 2) * 4 + x));
+            match r {
+                0 => zip4(sx, a, b, c, |a, b, c| a + b + c),
+                _ => zip4(sx, a, b, c, |a, b, c| a - b - c),
+            }
+        }
+        let col = |x: usize| &s[x * n..][..n];
+        zip4(&mut y[2 * r * n..][..n], col(0), col(1), col(2), |a, b, c| a + b + c);
+        zip4(&mut y[(2 * r + 1) * n..][..n], col(1), col(2), col(3), |a, b, c| a - b - c);
+    }
+    if relu {
+        y.iter_mut().for_each(|v| *v = v.max(T::zero()));
+    }
+    for yy in 0..h {
+        let (i, r) = (yy / 2, yy % 2);
+        let (even, odd) = (&y[2 * r * n + i * tl.half..][..tl.tw], &y[(2 * r + 1) * n + i * tl.half..][..tl.tw]);
+        let row = &mut out[yy * w..][..w];
+        let mut pairs = row.chunks_exact_mut(2);
+        for ((p, &a), &b) in pairs.by_ref().zip(even).zip(odd) {
+            (p[0], p[1]) = (a, b);
+        }
+        if let [last] = pairs.into_remainder() {
+            *last = even[w / 2];
+        }
+    }
+}
+
+#[inline(always)]
+fn zip3<T: Float>(out: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
+    out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
+}
+
+#[inline(always)]
+fn zip4<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) {
+    out.iter_mut().zip(a).zip(b).zip(c).for_each(|(((o, &a), &b), &c)| *o = f(a, b, c));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition: `y[k][oy][ox] = sum_c sum_ky sum_kx w[k][c][ky][kx] x[c][oy + ky - 1][ox + kx - 1]`.
+    fn direct(x: &[f64], [c, h, w]: [usize; 3], wt: &[f64], k: usize) -> Vec<f64> {
+        let n = x.len() / (c * h * w);
+        let mut y = vec![0.0; n * k * h * w];
+        for b in 0..n {
+            for ko in 0..k {
+                for oy in 0..h {
+                    for ox in 0..w {
+                        let mut acc = 0.0;
+                        for ci in 0..c {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (iy, ix) = (oy + ky, ox + kx);
+                                    if (1..=h).contains(&iy) && (1..=w).contains(&ix) {
+                                        acc += wt[((ko * c + ci) * 3 + ky) * 3 + kx]
+                                            * x[((b * c + ci) * h + iy - 1) * w + ix - 1];
+                                    }
+                                }
+                            }
+                        }
+                        y[((b * k + ko) * h + oy) * w + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        (0..n).map(|i| (((i as u64 * 2654435761 + seed * 97) % 1000) as f64 / 500.0) - 1.0).collect()
+    }
+
+    #[test]
+    fn equals_the_definition_for_even_odd_and_tiny_planes() {
+        for (n, c, k, h, w) in [(2, 3, 4, 6, 6), (1, 2, 3, 5, 7), (3, 4, 2, 1, 1), (2, 16, 16, 8, 8), (1, 1, 1, 3, 2)] {
+            let x = values(n * c * h * w, 1);
+            let wt = values(k * c * 9, 2);
+            let mut y = vec![f64::NAN; n * k * h * w];
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut y, false, &mut Scratch::default());
+            let want = direct(&x, [c, h, w], &wt, k);
+            let worst = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-12, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
+            let mut r = vec![0.0; y.len()];
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, true, &mut Scratch::default());
+            assert!(r.iter().zip(&want).all(|(a, b)| *a == b.max(0.0) || (a - b.max(0.0)).abs() < 1e-12));
+        }
+    }
+
+    #[test]
+    fn input_gradient_weights_give_the_transposed_convolution() {
+        // <conv(x), dy> = <x, conv_T(dy)> for every x and dy: the adjoint identity.
+        let (c, k, h, w) = (3, 5, 6, 5);
+        let (x, dy, wt) = (values(c * h * w, 3), values(k * h * w, 4), values(k * c * 9, 5));
+        let y = direct(&x, [c, h, w], &wt, k);
+        let mut dx = vec![0.0; c * h * w];
+        conv(&dy, [k, h, w], &input_grad_weights(&wt, k, c), c, &mut dx, false, &mut Scratch::default());
+        let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| a * b).sum();
+        let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+    }
+}
