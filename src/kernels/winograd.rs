@@ -9,6 +9,9 @@
 //!
 //! The input gradient of such a convolution is again one (with each kernel turned 180 degrees and the channel roles
 //! swapped), so `input_grad_weights` serves backward with the same kernel.
+//!
+//! Not yet faster than im2col + GEMM on `resnet20` (measured in ARCHITECTURE.md), so `Conv2d` leaves it off by
+//! default (`WINOGRAD` in `layers/conv.rs`); the conv tests run both paths.
 
 use super::gemm::{matmul_strided, Mat};
 use crate::tensor::Float;
