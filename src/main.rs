@@ -399,6 +399,13 @@ struct TrainArgs {
     /// `--set early_stopping.monitor=val_loss` and `early_stopping.min_delta=X` refine it.
     #[arg(long, help_heading = "Regularization")]
     early_stopping: Option<usize>,
+    /// Report the wall time at which validation accuracy first reaches this fraction (0.94 for 94%): the
+    /// time-to-accuracy figure speed runs are compared by.
+    #[arg(long, help_heading = "Run")]
+    target_acc: Option<f64>,
+    /// End the run at the epoch that reaches --target-acc (or the recipe's target.accuracy).
+    #[arg(long, help_heading = "Run")]
+    stop_at_target: bool,
     /// Seeds initialisation, the validation split, shuffling and augmentation.
     #[arg(long, help_heading = "Run")]
     seed: Option<u64>,
@@ -844,6 +851,7 @@ fn train_config(a: TrainArgs) -> Result<TrainConfig> {
     o.num("weight_decay", a.weight_decay).num("l2", a.l2).num("l1", a.l1).num("clip_norm", a.clip_norm);
     o.num("clip_value", a.clip_value).num("ema_decay", a.ema_decay).int("early_stopping.patience", a.early_stopping);
     o.int("seed", a.seed.map(|s| s as usize)).text("out", a.out.map(|p| p.display().to_string()));
+    o.num("target.accuracy", a.target_acc).flag("target.stop", a.stop_at_target);
     if let Some(s) = a.schedule {
         let s: convkit::schedule::Schedule = s.parse()?;
         o.0.push(("schedule".into(), toml::Value::try_from(s)?));
@@ -883,6 +891,11 @@ impl Overrides {
     }
     fn text(&mut self, key: &str, v: Option<String>) -> &mut Self {
         self.0.extend(v.map(|v| (key.to_string(), toml::Value::String(v))));
+        self
+    }
+    /// Sets `key = true` when the flag is given.
+    fn flag(&mut self, key: &str, on: bool) -> &mut Self {
+        self.0.extend(on.then(|| (key.to_string(), toml::Value::Boolean(true))));
         self
     }
 }
@@ -958,6 +971,18 @@ fn print_train(report: &convkit::train::TrainReport, json: bool) -> Result<()> {
     );
     if let Some(s) = report.stopped_early {
         println!("stopped early after epoch {} (best epoch {})", s.after_epoch, s.best_epoch);
+    }
+    if let Some(t) = &report.time_to_target {
+        match t.reached {
+            Some(r) => println!(
+                "time to {:.2}% validation accuracy: {:.1}s (epoch {}, {:.2}%)",
+                100.0 * t.target,
+                r.seconds,
+                r.epoch,
+                100.0 * r.val_accuracy
+            ),
+            None => println!("target {:.2}% validation accuracy not reached", 100.0 * t.target),
+        }
     }
     for d in &report.diagnosis {
         println!("diagnosis: {d}");

@@ -306,3 +306,37 @@ fn heavy_augmentation_mixing_and_label_smoothing_train_and_reproduce_exactly() {
     // The images are augmented in parallel, each with its own generator: threads cannot change a number.
     assert_eq!((val_a, train_a), (val_b, train_b));
 }
+
+#[test]
+fn time_to_target_is_the_first_epoch_at_the_target_and_can_end_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    let val_acc = |run: &Path| -> Vec<f64> {
+        let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let mut lines = text.lines();
+        let col = lines.next().unwrap().split(',').position(|c| c == "val_acc").unwrap();
+        lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect()
+    };
+    // Reached and stopped: the run ends at the first epoch whose validation accuracy is at least the target.
+    let run = d.path().join("stop");
+    let rep =
+        train(recipe(&run, 4, "lr = 0.01\n[target]\naccuracy = 0.5\nstop = true\n"), TrainOptions::default()).unwrap();
+    let t = rep.time_to_target.expect("a target was set");
+    let r = t.reached.expect("LeNet-5 passes 50% on MNIST within 4 epochs");
+    let accs = val_acc(&run);
+    assert_eq!(accs.len(), r.epoch, "the run ended at the epoch that reached the target");
+    assert!(accs[..r.epoch - 1].iter().all(|&a| a < 0.5) && accs[r.epoch - 1] >= 0.5, "{accs:?}");
+    assert!(r.seconds > 0.0 && (r.val_accuracy - accs[r.epoch - 1]).abs() < 1e-6);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["time_to_target"]["reached"]["epoch"], r.epoch);
+    // Out of reach: every epoch runs and the report says so.
+    let run = d.path().join("never");
+    let rep =
+        train(recipe(&run, 2, "lr = 0.01\n[target]\naccuracy = 1.0\nstop = true\n"), TrainOptions::default()).unwrap();
+    assert_eq!(rep.time_to_target.unwrap().reached, None);
+    assert_eq!(val_acc(&run).len(), 2);
+    // A percentage where a fraction belongs is refused, naming the fix.
+    let err =
+        train(recipe(&d.path().join("bad"), 1, "[target]\naccuracy = 94\n"), TrainOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("0.94 for 94%"), "{err}");
+}

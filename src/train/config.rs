@@ -80,6 +80,10 @@ pub struct TrainConfig {
     /// `monitor` ("val_acc" or "val_loss"), `min_delta`, `restore_best`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<crate::train::callbacks::early_stopping::EarlyStoppingConfig>,
+    /// Report when validation accuracy first reaches a value, and optionally stop there: a `[target]` table with
+    /// `accuracy` (a fraction) and `stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::train::callbacks::time_to_target::TargetConfig>,
     /// Start from pretrained weights and fine-tune: a `[transfer]` table with `from`, and optionally `layout`
     /// (torch, keras), `freeze` (all, until=LAYER, none), `head_lr`, `backbone_lr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +206,9 @@ impl TrainConfig {
         }
         if let Some(es) = &self.early_stopping {
             es.validate()?;
+        }
+        if let Some(t) = &self.target {
+            t.validate()?;
         }
         if let Some(t) = &self.transfer {
             t.validate(self.lr)?;

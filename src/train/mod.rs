@@ -71,6 +71,9 @@ pub struct TrainReport {
     /// The run read in plain words (with a monitor): overfitting, a loss that exploded, layers that barely learn, ...
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnosis: Vec<String>,
+    /// With a `[target]`: when validation accuracy first reached it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_target: Option<callbacks::time_to_target::TimeToTargetReport>,
     /// Set when early stopping ended the run before its last epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,

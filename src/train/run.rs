@@ -4,7 +4,7 @@
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
     Checkpointer, CommitConfig, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule,
-    PolyakAveraging, ReportJson, RunMeta, Snapshots, TensorBoard,
+    PolyakAveraging, ReportJson, RunMeta, Snapshots, TensorBoard, TimeToTarget,
 };
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
@@ -218,6 +218,9 @@ impl Run {
         if let Some(es) = &self.cfg.early_stopping {
             cbs.push(EarlyStopping::new(es.clone()));
         }
+        if let Some(t) = &self.cfg.target {
+            cbs.push(TimeToTarget::new(t.clone()));
+        }
         cbs.push(ReportJson { path: self.dir.join("report.json") });
         #[cfg(feature = "plot")]
         cbs.push(crate::report::HtmlReport::new(self.dir.clone()));
@@ -289,6 +292,7 @@ impl Run {
             ema_val_accuracy: None,
             ema_test_accuracy: None,
             stopped_early: None,
+            time_to_target: None,
             sanity: self.sanity.clone(),
             diagnosis: Vec::new(),
             wall_seconds: started.elapsed().as_secs_f64(),

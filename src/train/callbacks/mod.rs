@@ -16,6 +16,7 @@ pub mod polyak;
 pub mod report_json;
 pub mod snapshots;
 pub mod tensorboard;
+pub mod time_to_target;
 
 pub use anomaly::AnomalyDetector;
 pub use checkpointer::{Checkpointer, RunMeta};
@@ -30,3 +31,4 @@ pub use polyak::PolyakAveraging;
 pub use report_json::ReportJson;
 pub use snapshots::Snapshots;
 pub use tensorboard::TensorBoard;
+pub use time_to_target::TimeToTarget;
