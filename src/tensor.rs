@@ -57,6 +57,14 @@ pub trait Float:
     /// The buffer pool for this type.
     fn pool() -> &'static Pool<Self>;
     const NAME: &'static str;
+    /// The slices as `f32`, for kernels written with explicit f32 vectors (None for f64, which takes the generic
+    /// path).
+    fn as_f32(_s: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_mut(_s: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
 }
 
 static POOL_F32: Pool<f32> = Pool::new();
@@ -73,6 +81,12 @@ impl Float for f32 {
         &POOL_F32
     }
     const NAME: &'static str = "f32";
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+        Some(s)
+    }
 }
 
 impl Float for f64 {

@@ -10,8 +10,8 @@
 //! The input gradient of such a convolution is again one (with each kernel turned 180 degrees and the channel roles
 //! swapped), so `input_grad_weights` serves backward with the same kernel.
 //!
-//! Not yet faster than im2col + GEMM on `resnet20` (measured in ARCHITECTURE.md), so `Conv2d` leaves it off by
-//! default (`WINOGRAD` in `layers/conv.rs`); the conv tests run both paths.
+//! `Conv2d` uses it for 3x3 stride-1 convs without bias (`WINOGRAD` in `layers/conv.rs`; measured in
+//! ARCHITECTURE.md); the conv tests run both paths.
 
 use super::gemm::{matmul_strided, Mat};
 use crate::tensor::Float;
@@ -115,7 +115,8 @@ fn conv_impl<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mu
     s.tmp.resize(8 * (tl.slots + 1), T::zero());
     for first in (0..n).step_by(group) {
         let imgs = group.min(n - first);
-        let t = imgs * tl.slots;
+        // Slots rounded up to whole vectors for the products; the spare ones are never read back.
+        let t = (imgs * tl.slots).next_multiple_of(LANES);
         s.v.resize(16 * c * t, T::zero());
         s.m.resize(16 * k * t, T::zero());
         for i in 0..imgs {
@@ -124,16 +125,77 @@ fn conv_impl<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mu
                 transform_input(&s.phases, &mut s.tmp, &tl, &mut s.v, ci * t + i * tl.slots, c * t);
             }
         }
-        // M_e (t x K, stored K-major) = V_e^T (t x C) . U_e (C x K).
-        for e in 0..16 {
-            let v = Mat::new(&s.v[e * c * t..][..c * t], c, t).t();
-            let ue = Mat::new(&u[e * c * k..][..c * k], c, k);
-            matmul_strided(v, ue, &mut s.m[e * k * t..][..k * t], 1, t as isize, false, 1);
-        }
+        products(&s.v, u, &mut s.m, [c, k, t]);
         for i in 0..imgs {
             for ko in 0..k {
                 let out = &mut y[((first + i) * k + ko) * h * w..][..h * w];
                 transform_output(&s.m, &mut s.tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out, relu);
+            }
+        }
+    }
+}
+
+/// Slots are padded to a multiple of this (two vectors of the widest lanes) for the products' micro-kernel, and
+/// output channels go 8 at a time through it.
+const LANES: usize = 32;
+const OUTS: usize = 8;
+
+/// The 16 products `M_e (K x t) = U_e^T (K x C) . V_e (C x t)`, one per tile position. With C and K of 16 to 64
+/// these are short, thin products where a general GEMM spends its time packing. In f32 with K a multiple of 8 a
+/// micro-kernel keeps an 8-channel x 2-vector block of `M_e` in registers and streams `C` through it, one
+/// broadcast multiply-add per element; otherwise (f64, gradient checks) the `gemm` crate does them.
+#[inline(always)]
+fn products<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3]) {
+    if k % OUTS == 0 {
+        if let (Some(v), Some(u), Some(m)) = (T::as_f32(v), T::as_f32(u), T::as_f32_mut(m)) {
+            return pulp::Arch::new().dispatch(Products { v, u, m, c, k, t });
+        }
+    }
+    for e in 0..16 {
+        let (ve, ue, me) = (&v[e * c * t..][..c * t], &u[e * c * k..][..c * k], &mut m[e * k * t..][..k * t]);
+        matmul_strided(Mat::new(ve, c, t).t(), Mat::new(ue, c, k), me, 1, t as isize, false, 1);
+    }
+}
+
+struct Products<'a> {
+    v: &'a [f32],
+    u: &'a [f32],
+    m: &'a mut [f32],
+    c: usize,
+    k: usize,
+    t: usize,
+}
+
+impl pulp::WithSimd for Products<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Products { v, u, m, c, k, t } = self;
+        // t is a multiple of LANES, so every row of V_e and M_e is a whole number of vectors.
+        let tv = t / S::F32_LANES;
+        let (vv, _) = S::as_simd_f32s(&v[..16 * c * t]);
+        let (mm, _) = S::as_mut_simd_f32s(&mut m[..16 * k * t]);
+        for e in 0..16 {
+            for k0 in (0..k).step_by(OUTS) {
+                for j in (0..tv).step_by(2) {
+                    let mut acc = [[simd.splat_f32s(0.0); 2]; OUTS];
+                    for ci in 0..c {
+                        let row = (e * c + ci) * tv + j;
+                        let (x0, x1) = (vv[row], vv[row + 1]);
+                        let w: &[f32; OUTS] = u[(e * c + ci) * k + k0..][..OUTS].try_into().expect("OUTS weights");
+                        for (a, &w) in acc.iter_mut().zip(w) {
+                            let w = simd.splat_f32s(w);
+                            a[0] = simd.mul_add_e_f32s(w, x0, a[0]);
+                            a[1] = simd.mul_add_e_f32s(w, x1, a[1]);
+                        }
+                    }
+                    for (kk, a) in acc.iter().enumerate() {
+                        let out = (e * k + k0 + kk) * tv + j;
+                        mm[out] = a[0];
+                        mm[out + 1] = a[1];
+                    }
+                }
             }
         }
     }
@@ -283,7 +345,9 @@ mod tests {
 
     #[test]
     fn equals_the_definition_for_even_odd_and_tiny_planes() {
-        for (n, c, k, h, w) in [(2, 3, 4, 6, 6), (1, 2, 3, 5, 7), (3, 4, 2, 1, 1), (2, 16, 16, 8, 8), (1, 1, 1, 3, 2)] {
+        for (n, c, k, h, w) in
+            [(2, 3, 4, 6, 6), (1, 2, 3, 5, 7), (3, 4, 2, 1, 1), (2, 16, 16, 8, 8), (1, 1, 1, 3, 2), (3, 5, 8, 5, 7)]
+        {
             let x = values(n * c * h * w, 1);
             let wt = values(k * c * 9, 2);
             let mut y = vec![f64::NAN; n * k * h * w];
@@ -294,6 +358,21 @@ mod tests {
             let mut r = vec![0.0; y.len()];
             conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, true, &mut Scratch::default());
             assert!(r.iter().zip(&want).all(|(a, b)| *a == b.max(0.0) || (a - b.max(0.0)).abs() < 1e-12));
+        }
+    }
+
+    #[test]
+    fn the_f32_micro_kernel_agrees_with_the_definition() {
+        // f32 with K a multiple of 8 takes the vector micro-kernel; the reference is the f64 definition.
+        for (n, c, k, h, w) in [(3, 16, 16, 8, 8), (2, 5, 8, 7, 9), (1, 32, 24, 4, 4)] {
+            let (x, wt) = (values(n * c * h * w, 6), values(k * c * 9, 7));
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let wf: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
+            let mut y = vec![f32::NAN; n * k * h * w];
+            conv(&xf, [c, h, w], &weights(&wf, k, c), k, &mut y, false, &mut Scratch::default());
+            let want = direct(&x, [c, h, w], &wt, k);
+            let worst = y.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-4, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
         }
     }
 

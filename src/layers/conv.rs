@@ -15,9 +15,9 @@ use crate::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Whether 3x3 stride-1 convolutions go through Winograd's F(2x2, 3x3) (`kernels/winograd.rs`). Off: on the
-/// ResNet-20 benchmark it is not yet faster than im2col + GEMM (ARCHITECTURE.md, "Winograd").
-const WINOGRAD: bool = false;
+/// Whether 3x3 stride-1 convolutions without bias go through Winograd's F(2x2, 3x3) (`kernels/winograd.rs`) for
+/// their forward pass and input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
+const WINOGRAD: bool = true;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conv2dConfig {
@@ -106,7 +106,7 @@ pub struct Conv2d<T: Float> {
     pub weight: Param<T>,
     pub bias: Option<Param<T>>,
     skip_dx: bool,
-    /// Take the Winograd path where the geometry allows (`WINOGRAD` by default; tests turn it on).
+    /// Take the Winograd path where the geometry allows (`WINOGRAD` by default; tests run both).
     winograd: bool,
 }
 
