@@ -60,17 +60,6 @@ pub fn input_grad_weights<T: Float>(w: &[T], k: usize, c: usize) -> Vec<T> {
     weights(&flipped, c, k)
 }
 
-/// Scratch for `conv`, reused from call to call.
-#[derive(Default)]
-pub struct Scratch<T> {
-    /// The zero-bordered plane split into its four (row, column) parity phases (see `transform_input`).
-    phases: Vec<T>,
-    /// Per-plane temporaries: the eight half-transformed arrays, then the output's.
-    tmp: Vec<T>,
-    v: Vec<T>,
-    m: Vec<T>,
-}
-
 /// Images per group: enough tiles for long products, few enough that the transformed input stays in cache.
 fn group_size(c: usize, k: usize, slots: usize) -> usize {
     (8192 / (c.max(k) * slots).max(1)).max(1)
@@ -97,42 +86,42 @@ impl Tiles {
 }
 
 /// `y = conv3x3(x, u)` with stride 1 and zero padding 1 for a slice of images: `x` is `[n][C][h][w]`, `y`
-/// `[n][K][h][w]`, `u` from `weights`. With `relu`, negative outputs are set to zero.
-pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], relu: bool, s: &mut Scratch<T>) {
-    super::simd(
-        #[inline(always)]
-        || conv_impl(x, [c, h, w], u, k, y, relu, s),
-    )
-}
-
-#[inline(always)]
-fn conv_impl<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], relu: bool, s: &mut Scratch<T>) {
+/// `[n][K][h][w]`, `u` from `weights`. With `relu`, negative outputs are set to zero. Its scratch comes from the
+/// tensor pool, so a training step reuses the previous step's.
+pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], relu: bool) {
     let tl = Tiles::new(h, w);
     let n = x.len() / (c * h * w).max(1);
     let group = group_size(c, k, tl.slots);
-    s.phases.clear();
-    s.phases.resize(4 * tl.phase, T::zero());
-    s.tmp.resize(8 * (tl.slots + 1), T::zero());
-    for first in (0..n).step_by(group) {
-        let imgs = group.min(n - first);
-        // Slots rounded up to whole vectors for the products; the spare ones are never read back.
-        let t = (imgs * tl.slots).next_multiple_of(LANES);
-        s.v.resize(16 * c * t, T::zero());
-        s.m.resize(16 * k * t, T::zero());
-        for i in 0..imgs {
-            for ci in 0..c {
-                fill_phases(&x[((first + i) * c + ci) * h * w..][..h * w], w, &tl, &mut s.phases);
-                transform_input(&s.phases, &mut s.tmp, &tl, &mut s.v, ci * t + i * tl.slots, c * t);
+    let t_max = (group.min(n) * tl.slots).next_multiple_of(LANES);
+    let pool = T::pool();
+    // The phases' borders must be zero; the other buffers are written before they are read (spare slots aside,
+    // which are never read back).
+    let mut phases = pool.take_zeroed(4 * tl.phase);
+    let (mut tmp, mut v, mut m) = (pool.take(8 * (tl.slots + 1)), pool.take(16 * c * t_max), pool.take(16 * k * t_max));
+    super::simd(
+        #[inline(always)]
+        || {
+            for first in (0..n).step_by(group) {
+                let imgs = group.min(n - first);
+                // Slots rounded up to whole vectors for the products.
+                let t = (imgs * tl.slots).next_multiple_of(LANES);
+                for i in 0..imgs {
+                    for ci in 0..c {
+                        fill_phases(&x[((first + i) * c + ci) * h * w..][..h * w], w, &tl, &mut phases);
+                        transform_input(&phases, &mut tmp, &tl, &mut v, ci * t + i * tl.slots, c * t);
+                    }
+                }
+                products(&v, u, &mut m, [c, k, t]);
+                for i in 0..imgs {
+                    for ko in 0..k {
+                        let out = &mut y[((first + i) * k + ko) * h * w..][..h * w];
+                        transform_output(&m, &mut tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out, relu);
+                    }
+                }
             }
-        }
-        products(&s.v, u, &mut s.m, [c, k, t]);
-        for i in 0..imgs {
-            for ko in 0..k {
-                let out = &mut y[((first + i) * k + ko) * h * w..][..h * w];
-                transform_output(&s.m, &mut s.tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out, relu);
-            }
-        }
-    }
+        },
+    );
+    [phases, tmp, v, m].into_iter().for_each(|b| pool.give(b));
 }
 
 /// Slots are padded to a multiple of this (two vectors of the widest lanes) for the products' micro-kernel, and
@@ -351,12 +340,12 @@ mod tests {
             let x = values(n * c * h * w, 1);
             let wt = values(k * c * 9, 2);
             let mut y = vec![f64::NAN; n * k * h * w];
-            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut y, false, &mut Scratch::default());
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut y, false);
             let want = direct(&x, [c, h, w], &wt, k);
             let worst = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-12, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
             let mut r = vec![0.0; y.len()];
-            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, true, &mut Scratch::default());
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, true);
             assert!(r.iter().zip(&want).all(|(a, b)| *a == b.max(0.0) || (a - b.max(0.0)).abs() < 1e-12));
         }
     }
@@ -369,7 +358,7 @@ mod tests {
             let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let wf: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
             let mut y = vec![f32::NAN; n * k * h * w];
-            conv(&xf, [c, h, w], &weights(&wf, k, c), k, &mut y, false, &mut Scratch::default());
+            conv(&xf, [c, h, w], &weights(&wf, k, c), k, &mut y, false);
             let want = direct(&x, [c, h, w], &wt, k);
             let worst = y.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-4, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
@@ -383,7 +372,7 @@ mod tests {
         let (x, dy, wt) = (values(c * h * w, 3), values(k * h * w, 4), values(k * c * 9, 5));
         let y = direct(&x, [c, h, w], &wt, k);
         let mut dx = vec![0.0; c * h * w];
-        conv(&dy, [k, h, w], &input_grad_weights(&wt, k, c), c, &mut dx, false, &mut Scratch::default());
+        conv(&dy, [k, h, w], &input_grad_weights(&wt, k, c), c, &mut dx, false);
         let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| a * b).sum();
         let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");

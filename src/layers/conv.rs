@@ -227,9 +227,7 @@ impl<T: Float> Conv2d<T> {
         y.data_mut()
             .par_chunks_mut(chunk * per_out)
             .zip(x.data().par_chunks(chunk * per_in))
-            .for_each_init(winograd::Scratch::default, |scratch, (yc, xc)| {
-                winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, self.cfg.relu, scratch)
-            });
+            .for_each(|(yc, xc)| winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, self.cfg.relu));
         y
     }
 
@@ -362,9 +360,9 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 let mut gated = if relu { T::pool().take(per_out) } else { Vec::new() };
                 if wino {
                     // dX of the whole slice at once, so that the products see many tiles.
-                    let mut all = T::pool().take(dyc.len());
+                    let mut all = if relu { T::pool().take(dyc.len()) } else { Vec::new() };
                     let dy_all = if relu { relu_gate(dyc, yc, &mut all) } else { dyc };
-                    winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, false, &mut Default::default());
+                    winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, false);
                     T::pool().give(all);
                 }
                 for (((dxi, xi), dyi), yi) in
