@@ -112,8 +112,11 @@ pub fn sharpness(img: &mut [u8], [_, h, w]: [usize; 3], factor: f64) {
         for y in 1..h - 1 {
             for x in 1..w - 1 {
                 let at = |dy: usize, dx: usize| src[(y + dy - 1) * w + x + dx - 1] as f32;
-                let sum: f32 = (0..3).flat_map(|dy| (0..3).map(move |dx| (dy, dx))).map(|(dy, dx)| at(dy, dx)).sum();
-                let blur = ((sum + 4.0 * at(1, 1)) / 13.0).round();
+                let mut sum = 4.0 * at(1, 1);
+                for (dy, dx) in (0..3).flat_map(|dy| [(dy, 0), (dy, 1), (dy, 2)]) {
+                    sum += at(dy, dx);
+                }
+                let blur = (sum / 13.0).round();
                 // Pillow's blend truncates (its filter rounds): matched, so the reference agrees exactly.
                 plane[y * w + x] = (blur + f * (at(1, 1) - blur)).clamp(0.0, 255.0) as u8;
             }
