@@ -322,14 +322,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pool_reuses_large_buffers() {
-        let t = Tensor::<f32>::full(&[1, 8263], 3.0);
-        let ptr = t.data().as_ptr();
-        drop(t);
-        let u = Tensor::<f32>::zeros(&[8263]);
+    fn pool_reuses_large_buffers_until_released() {
+        // A pool of its own: the global ones are emptied by any evaluation running in a parallel test.
+        let pool = Pool::<f32>::new();
+        let mut v = pool.take(8263);
+        v.fill(3.0);
+        let ptr = v.as_ptr();
+        pool.give(v);
+        let u = pool.take_zeroed(8263);
         // Same length, so the freed buffer comes back, zeroed.
-        assert_eq!(u.data().as_ptr(), ptr);
-        assert!(u.data().iter().all(|&x| x == 0.0));
+        assert_eq!(u.as_ptr(), ptr);
+        assert!(u.iter().all(|&x| x == 0.0));
+        pool.give(u);
+        assert_eq!(pool.free.lock().unwrap().bytes, 8263 * 4);
+        pool.release();
+        let free = pool.free.lock().unwrap();
+        assert_eq!((free.bytes, free.by_len.is_none()), (0, true), "nothing held after release");
     }
 
     #[test]
