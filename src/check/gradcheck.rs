@@ -185,7 +185,12 @@ pub fn check_with_loss(
     let dx = layer.backward(x, &y, &dy);
     drop(y);
     let mut analytic: Vec<(String, Tensor<f64>)> = Vec::new();
-    layer.visit_params("", &mut |n, p| analytic.push((n.to_string(), p.grad.clone())));
+    // A frozen parameter gets no gradient by design: there is nothing to check.
+    layer.visit_params("", &mut |n, p| {
+        if !p.frozen {
+            analytic.push((n.to_string(), p.grad.clone()))
+        }
+    });
 
     let mut rng = rng(opts.seed);
     let mut report = Report { loss: l0, tensors: Vec::new() };

@@ -6,8 +6,9 @@ use crate::layers::linear::LinearConfig;
 use crate::layers::{self, Layer};
 use crate::{Error, Result};
 
-pub const LAYERS: &str = "conv, depthwise, linear, maxpool, avgpool, global-avgpool, flatten, relu, leaky-relu, elu, \
-                          sigmoid, tanh, relu6, maxout, batchnorm1d, batchnorm2d, dropout, lrn";
+pub const LAYERS: &str =
+    "conv, depthwise, linear, maxpool, avgpool, global-avgpool, flatten, relu, leaky-relu, elu, gelu, \
+                          sigmoid, tanh, relu6, maxout, batchnorm1d, batchnorm2d, dropout, lrn, scale";
 
 /// A layer to check by name, and an input shape for `batch` images.
 pub fn layer(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<usize>)> {
@@ -24,6 +25,8 @@ pub fn layer(name: &str, batch: usize) -> Result<(Box<dyn Layer<f64>>, Vec<usize
         "relu" => (Box::new(layers::Relu), img),
         "leaky-relu" => (Box::new(layers::LeakyRelu::default()), img),
         "elu" => (Box::new(layers::Elu::default()), img),
+        "gelu" => (Box::new(layers::Gelu), img),
+        "scale" => (Box::new(layers::Scale(1.0 / 9.0)), img),
         "sigmoid" => (Box::new(layers::Sigmoid), img),
         "tanh" => (Box::new(layers::Tanh), img),
         "relu6" => (Box::new(layers::Relu6), img),

@@ -189,8 +189,9 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
     fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
         let (b, c, s) = bcs(x.shape());
         let eps = T::c(self.cfg.eps);
-        // A frozen batch norm (fine-tuning) keeps its pretrained statistics.
-        let mode = if self.gamma.frozen { Mode::Eval } else { mode };
+        // A frozen batch norm (fine-tuning: gamma and beta both frozen) keeps its pretrained statistics. A fixed
+        // scale alone (airbench's gamma = 1, beta learned) still normalises with the batch's.
+        let mode = if self.gamma.frozen && self.beta.frozen { Mode::Eval } else { mode };
         self.last_mode = mode;
         if mode == Mode::Train {
             // Per-channel mean and (biased) variance in one pass: shifted sums (shift = the channel's first value)
@@ -312,6 +313,22 @@ mod tests {
             let v = vals.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / 36.0;
             assert!(m.abs() < 1e-12 && (v - 1.0).abs() < 1e-4, "mean {m} var {v}");
         }
+    }
+
+    #[test]
+    fn a_fixed_scale_still_normalises_with_the_batch_and_a_frozen_norm_does_not() {
+        let x = Tensor::from_fn(&[4, 2, 3, 3], |i| (i as f64 * 0.7).sin() * 3.0 + 5.0);
+        let mut fixed = BatchNormConfig::new(2).build::<f64>();
+        fixed.gamma.frozen = true;
+        let mut plain = BatchNormConfig::new(2).build::<f64>();
+        assert_eq!(fixed.forward(&x, Mode::Train).data(), plain.forward(&x, Mode::Train).data(), "airbench's BN");
+        let rep = check_layer(&mut fixed, &random_input(&[3, 2, 3, 3], 4), &Options::default());
+        assert!(rep.judged_error() < 1e-6, "{rep}");
+        let mut frozen = BatchNormConfig::new(2).build::<f64>();
+        (frozen.gamma.frozen, frozen.beta.frozen) = (true, true);
+        let y = frozen.forward(&x, Mode::Train);
+        // Running statistics (0, 1): the input passes through (up to eps).
+        assert!(y.data().iter().zip(x.data()).all(|(a, b)| (a - b).abs() < 1e-4), "fine-tuning's frozen BN");
     }
 
     #[test]

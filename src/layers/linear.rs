@@ -26,6 +26,10 @@ impl LinearConfig {
         self.init = i;
         self
     }
+    pub fn bias(mut self, b: bool) -> Self {
+        self.bias = b;
+        self
+    }
     pub fn build<T: Float>(&self, rng: &mut impl rand::Rng) -> Result<Linear<T>> {
         if self.in_features == 0 || self.out_features == 0 {
             return Err(Error::Config(format!("linear: feature counts must be positive, got {self:?}")));
