@@ -1,4 +1,7 @@
-//! Weight initialisation, as in the lecture: small random numbers, Xavier/Glorot, He/Kaiming.
+//! Weight initialisation, as in the lecture: small random numbers, Xavier/Glorot, He/Kaiming; identity (Dirac)
+//! kernels; and, from data, a whitening first layer (`whitening`).
+
+pub mod whitening;
 
 use crate::tensor::{Float, Tensor};
 use rand::Rng;
@@ -21,6 +24,8 @@ pub enum Init {
     HeNormal,
     /// `U(-a, a)`, `a = sqrt(6 / fan_in)`.
     HeUniform,
+    /// PyTorch's default for conv and linear layers: `U(-a, a)`, `a = 1 / sqrt(fan_in)`.
+    TorchDefault,
     Zeros,
     Constant {
         value: f64,
@@ -54,9 +59,22 @@ impl Init {
             Init::XavierUniform => uniform((6.0 / (fi + fo)).sqrt(), rng),
             Init::HeNormal => normal((2.0 / fi).sqrt(), rng),
             Init::HeUniform => uniform((6.0 / fi).sqrt(), rng),
+            Init::TorchDefault => uniform(1.0 / fi.sqrt(), rng),
             Init::Zeros => Tensor::zeros(shape),
             Init::Constant { value } => Tensor::full(shape, T::c(value)),
         }
+    }
+}
+
+/// Turns the first `min(out, in)` filters of a conv weight `[out, in, k, k]` into identity kernels (PyTorch's
+/// `dirac_` on `w[:in]`): filter `o` passes channel `o` through its centre tap. The block then starts close to
+/// the identity map, an implicit residual (airbench); the remaining filters keep their random values.
+pub fn dirac<T: Float>(w: &mut Tensor<T>) {
+    let &[o, i, kh, kw] = w.shape() else { return };
+    let centre = (kh / 2) * kw + kw / 2;
+    for (f, filter) in w.data_mut().chunks_mut(i * kh * kw).take(o.min(i)).enumerate() {
+        filter.fill(T::zero());
+        filter[f * kh * kw + centre] = T::one();
     }
 }
 
@@ -93,5 +111,27 @@ mod tests {
         let sr = Init::small_random().tensor::<f64>(&shape, fi, fo, &mut r);
         assert!((std_of(&sr) / 0.01 - 1.0).abs() < 0.02);
         assert_eq!(Init::Constant { value: 1.0 }.tensor::<f64>(&[3], 1, 1, &mut r).data(), &[1.0; 3]);
+        let td = Init::TorchDefault.tensor::<f64>(&shape, fi, fo, &mut r);
+        let a = 1.0 / (fi as f64).sqrt();
+        assert!(td.max_abs() <= a && td.max_abs() > 0.99 * a);
+    }
+
+    #[test]
+    fn dirac_filters_pass_their_channel_through() {
+        use crate::layers::{conv::Conv2dConfig, Layer, Mode};
+        let mut conv = Conv2dConfig::new(3, 5, 3).padding(1).bias(false).build::<f64>(&mut rng(2)).unwrap();
+        dirac(&mut conv.weight.value);
+        let x = crate::check::gradcheck::random_input(&[2, 3, 4, 4], 1);
+        let y = conv.forward(&x, Mode::Train);
+        let plane = 16;
+        for b in 0..2 {
+            for c in 0..3 {
+                let (got, want) =
+                    (&y.data()[(b * 5 + c) * plane..][..plane], &x.data()[(b * 3 + c) * plane..][..plane]);
+                assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12), "image {b}, channel {c}");
+            }
+        }
+        let rest = &conv.weight.value.data()[3 * 27..];
+        assert!(rest.iter().any(|&v| v != 0.0), "filters past the input channels keep their random values");
     }
 }

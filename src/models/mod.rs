@@ -1,5 +1,6 @@
 //! Models registered by name (as in timm): a constructor, a default input size, a class count.
 
+pub mod airbench;
 pub mod alexnet;
 pub mod cifar_resnet;
 pub mod googlenet;
@@ -81,6 +82,14 @@ fn registry<T: Float>() -> Vec<(ModelInfo, Builder<T>)> {
         (
             info("resnet20", "CIFAR ResNet-20 (He et al. 2015), 3 blocks per stage, 0.27M parameters", [3, 32, 32]),
             |o| cifar_resnet::build::<T>(20, o),
+        ),
+        (
+            info(
+                "airbench",
+                "airbench's 94% CIFAR-10 net: frozen 2x2 whitening conv, 3 conv groups (64/256/256) with GELU",
+                [3, 32, 32],
+            ),
+            airbench::build::<T>,
         ),
         (info("resnet32", "CIFAR ResNet-32, 5 blocks per stage", [3, 32, 32]), |o| cifar_resnet::build::<T>(32, o)),
         (info("resnet56", "CIFAR ResNet-56, 9 blocks per stage", [3, 32, 32]), |o| cifar_resnet::build::<T>(56, o)),
