@@ -88,6 +88,12 @@ schedules = {
     "sgdr_flat": dict(spec="sgdr:period=4", n=12, lr=lrs(lambda o: S.CosineAnnealingWarmRestarts(o, 4), 12)),
     "one_cycle": dict(spec="one-cycle", n=50, epochs=50,
                       lr=lrs(lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=50), 50)),
+    # airbench's triangle: 0.2 of the peak at the start, the peak at 23%, 0.07 at the end.
+    "one_cycle_linear": dict(spec="one-cycle:anneal_strategy='linear',pct_start=0.23,div_factor=5,"
+                                  "final_div_factor=2.857142857142857", n=40, epochs=40,
+                             lr=lrs(lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=40, pct_start=0.23,
+                                                           anneal_strategy="linear", div_factor=5,
+                                                           final_div_factor=2.857142857142857), 40)),
     "warmup_cosine": dict(spec="cosine", warmup_epochs=2, warmup_start=0.1, n=10, epochs=10,
                           lr=lrs(lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.1, total_iters=2),
                                                               S.CosineAnnealingLR(o, 8)], milestones=[2]), 10)),

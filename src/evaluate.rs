@@ -2,6 +2,7 @@
 //! averaged over the image and its mirror (the lecture's test-time augmentation: average the predictions of a
 //! fixed set of transformed copies).
 
+use crate::augment::tta::View;
 use crate::data::loader::{self, LoaderConfig};
 use crate::data::preprocess::Preprocess;
 use crate::data::Dataset;
@@ -73,20 +74,26 @@ pub fn probabilities(
     crate::tensor::release_pools();
     let k = ds.classes.len();
     // Views are made from the raw bytes, not the preprocessed tensor: a mean image or ZCA is not symmetric.
-    let sets: Vec<Arc<Dataset>> = crate::augment::tta::views(views, ds.shape, pad)
-        .into_iter()
-        .map(|v| if v == crate::augment::tta::View::default() { ds.clone() } else { Arc::new(viewed(ds, &indices, v)) })
+    let views = crate::augment::tta::views(views, ds.shape, pad);
+    let plain = |v: &View| View { weight: 1.0, ..*v } == View::default();
+    let sets: Vec<(Arc<Dataset>, f64)> = views
+        .iter()
+        .map(|v| (if plain(v) { ds.clone() } else { Arc::new(viewed(ds, &indices, *v)) }, v.weight))
         .collect();
     let cfg = LoaderConfig { batch_size, shuffle: false, augment: Default::default(), seed: 0 };
     let mut probs = vec![0f64; indices.len() * k];
+    let mut view_probs = vec![0f64; k];
     let mut labels = Vec::with_capacity(indices.len());
-    for (v, set) in sets.iter().enumerate() {
+    for (v, (set, weight)) in sets.iter().enumerate() {
         let mut row0 = 0;
         for b in loader::epoch(set.clone(), indices.clone(), prep.clone(), &cfg, 0) {
             let y = model.forward(&b.x, Mode::Infer);
             let c = y.len() / b.labels.len();
             for (i, row) in y.data().chunks(c).enumerate() {
-                crate::loss::add_softmax(row, &mut probs[(row0 + i) * k..][..k]);
+                view_probs.fill(0.0);
+                crate::loss::add_softmax(row, &mut view_probs);
+                let out = &mut probs[(row0 + i) * k..][..k];
+                out.iter_mut().zip(&view_probs).for_each(|(o, p)| *o += weight * p);
             }
             row0 += b.labels.len();
             if v == 0 {
@@ -94,8 +101,8 @@ pub fn probabilities(
             }
         }
     }
-    let n = sets.len() as f64;
-    probs.iter_mut().for_each(|p| *p /= n);
+    let total: f64 = sets.iter().map(|s| s.1).sum();
+    probs.iter_mut().for_each(|p| *p /= total);
     crate::tensor::release_pools();
     (probs, labels)
 }

@@ -666,6 +666,7 @@ fn eval(
             TestViews::Flip => " (image + mirror averaged)",
             TestViews::TenCrop => " (10 crops averaged)",
             TestViews::Multiscale => " (3 scales x 2 mirrors averaged)",
+            TestViews::FlipTranslate => " (image + mirror, and both shifted 1 pixel each way, averaged)",
         };
         print!("{} epoch {} on {spec}, {which} split{views}:\n{rep}", ck.meta.model, ck.meta.epoch);
     }

@@ -2,7 +2,7 @@
 //! then `n` augmented draws (or the test-time views), each scaled up so small images stay readable.
 
 use super::tta::View;
-use super::{image_rng, Augment};
+use super::Augment;
 use crate::data::Dataset;
 use image::{Rgb, RgbImage};
 
@@ -23,7 +23,7 @@ pub fn grid(ds: &Dataset, rows: &[usize], aug: &Augment, n: usize, views: Option
             match (col, views) {
                 (0, _) => {}
                 (c, Some(v)) => v[c as usize - 1].apply(&mut img, ds.shape),
-                (c, None) => aug.apply(&mut img, ds.shape, &mut image_rng(seed, c as usize, i)),
+                (c, None) => aug.apply_for(&mut img, ds.shape, seed, c as usize, i),
             }
             let x0 = PAD + col * (tw + PAD) + if col > 0 { 2 * PAD } else { 0 };
             let y0 = PAD + r as u32 * (th + PAD);

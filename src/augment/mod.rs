@@ -37,9 +37,15 @@ pub struct Augment {
     /// Mirror left-right with probability 1/2.
     #[serde(default)]
     pub hflip: bool,
-    /// Zero padding on each side before a random crop back to the original size; 0 disables. CIFAR uses 4.
+    /// Mirror each image on every other epoch, from a fixed coin per image (airbench): instead of `hflip`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hflip_alternate: bool,
+    /// Padding on each side before a random crop back to the original size; 0 disables. CIFAR uses 4.
     #[serde(default)]
     pub crop_pad: usize,
+    /// What the crop's padding is: `zero` (black, the default) or `reflect` (the image mirrored at its edge).
+    #[serde(default, skip_serializing_if = "is_zero_border")]
+    pub crop_border: crop::Border,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resized_crop: Option<ResizedCrop>,
     /// The ResNet paper's `[256, 480]`: short side to a random L, crop back to the input size.
@@ -69,12 +75,21 @@ pub struct Augment {
     pub pca: Option<PcaBasis>,
 }
 
+fn is_false(b: &bool) -> bool {
+    !b
+}
+fn is_zero_border(b: &crop::Border) -> bool {
+    *b == crop::Border::Zero
+}
+
 impl Augment {
     /// No per-image transform (mixing may still be on).
     pub fn is_identity(&self) -> bool {
         let Augment {
             hflip,
+            hflip_alternate,
             crop_pad,
+            crop_border: _,
             resized_crop,
             scale_jitter,
             affine,
@@ -88,6 +103,7 @@ impl Augment {
             pca: _,
         } = self;
         !hflip
+            && !hflip_alternate
             && *crop_pad == 0
             && resized_crop.is_none()
             && scale_jitter.is_none()
@@ -117,6 +133,11 @@ impl Augment {
                 return Err(format!("augment.scale_jitter = [{lo}, {hi}]: needs 224 <= lo <= hi <= 1024"));
             }
         }
+        if self.hflip && self.hflip_alternate {
+            return Err("augment: hflip (random) and hflip_alternate (every other epoch) are two ways of flipping; \
+                        keep one"
+                .into());
+        }
         if self.resized_crop.is_some() && self.scale_jitter.is_some() {
             return Err(
                 "augment: resized_crop and scale_jitter are two ways of cropping at a random scale; keep one".into()
@@ -140,8 +161,19 @@ impl Augment {
         }
     }
 
-    /// Augments one `C x H x W` byte image in place.
+    /// Augments training image `index` for `epoch` in place, with the image's own generator.
+    pub fn apply_for(&self, img: &mut [u8], shape: [usize; 3], seed: u64, epoch: usize, index: usize) {
+        let mirror = self.hflip_alternate && flip::alternating(seed, epoch, index);
+        self.apply_mirrored(img, shape, mirror, &mut image_rng(seed, epoch, index));
+    }
+
+    /// Augments one `C x H x W` byte image in place (alternating flips need `apply_for`'s epoch).
     pub fn apply(&self, img: &mut [u8], shape: [usize; 3], rng: &mut impl Rng) {
+        self.apply_mirrored(img, shape, false, rng)
+    }
+
+    /// `mirror`: the alternating flip's decision for this image and epoch.
+    fn apply_mirrored(&self, img: &mut [u8], shape: [usize; 3], mirror: bool, rng: &mut impl Rng) {
         if let Some(rc) = &self.resized_crop {
             rc.apply(img, shape, rng);
         }
@@ -155,9 +187,9 @@ impl Augment {
             l.apply(img, shape, rng);
         }
         if self.crop_pad > 0 {
-            crop::pad_crop(img, shape, self.crop_pad, rng);
+            crop::pad_crop(img, shape, self.crop_pad, self.crop_border, rng);
         }
-        if self.hflip && rng.random::<bool>() {
+        if mirror || (self.hflip && rng.random::<bool>()) {
             flip::hflip(img, shape);
         }
         if let Some(ra) = &self.randaugment {
@@ -233,6 +265,7 @@ mod tests {
         let each = [
             ("hflip = true", "hflip = false"),
             ("crop_pad = 3", "crop_pad = 0"),
+            ("crop_pad = 3\ncrop_border = 'reflect'", "crop_pad = 0\ncrop_border = 'reflect'"),
             ("resized_crop = { scale = [0.2, 0.6] }", "resized_crop = { scale = [1.0, 1.0], ratio = [1.0, 1.0] }"),
             ("scale_jitter = [256, 480]", "scale_jitter = [224, 224]"),
             ("affine = { rotate = 20.0, translate = 0.1 }", "affine = { rotate = 0.0 }"),
@@ -256,6 +289,22 @@ mod tests {
             z.pca = heavy().pca;
             assert_eq!(draw(&z, 1), img, "{off} is the identity");
         }
+    }
+
+    #[test]
+    fn alternating_flip_mirrors_on_the_epochs_it_says() {
+        let a: Augment = toml::from_str("hflip_alternate = true").unwrap();
+        let img = image();
+        let mut mirrored = img.clone();
+        flip::hflip(&mut mirrored, [3, 16, 16]);
+        for (epoch, index) in [(1, 0), (1, 1), (2, 0), (2, 1), (3, 5), (4, 5)] {
+            let mut x = img.clone();
+            a.apply_for(&mut x, [3, 16, 16], 9, epoch, index);
+            let want = if flip::alternating(9, epoch, index) { &mirrored } else { &img };
+            assert_eq!(&x, want, "epoch {epoch}, image {index}");
+        }
+        let both: Augment = toml::from_str("hflip = true\nhflip_alternate = true").unwrap();
+        assert!(both.validate().unwrap_err().contains("keep one"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   towards each corner: the views pad-crop training showed the model.
 //! - `multiscale`: the image zoomed by 1, 256/224 and 288/224 (the ResNet paper's scales over its 224 crop),
 //!   centre crop and mirror at each.
+//! - `flip-translate`: airbench's: the image and its mirror (weight 1/4 each), and both shifted one pixel up-left
+//!   and down-right with reflect padding, each mirrored too (1/8 each).
 
 use super::{crop, flip, resized_crop};
 use serde::Serialize;
@@ -24,20 +26,25 @@ pub enum TestViews {
     TenCrop,
     /// Three scales, centre and mirror at each.
     Multiscale,
+    /// The image and its mirror, and both shifted by one pixel diagonally each way (airbench's 6 views).
+    FlipTranslate,
 }
 
-/// One view: zoom (1 = none), then shift by (dy, dx), then mirror.
+/// One view: zoom (1 = none), then shift by (dy, dx) over `border`, then mirror; `weight` is its share in the
+/// average (relative to the other views').
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct View {
     pub zoom: f64,
     pub shift: (isize, isize),
+    pub border: crop::Border,
     pub mirror: bool,
+    pub weight: f64,
 }
 
 impl Default for View {
     /// The image as it is.
     fn default() -> Self {
-        View { zoom: 1.0, shift: (0, 0), mirror: false }
+        View { zoom: 1.0, shift: (0, 0), border: crop::Border::Zero, mirror: false, weight: 1.0 }
     }
 }
 
@@ -49,7 +56,7 @@ impl View {
             resized_crop::resize_window(img, shape, ((w as f64 - cw) / 2.0, (h as f64 - ch) / 2.0, cw, ch));
         }
         if self.shift != (0, 0) {
-            crop::shift(img, shape, self.shift.0, self.shift.1);
+            crop::shift_with(img, shape, self.shift.0, self.shift.1, self.border);
         }
         if self.mirror {
             flip::hflip(img, shape);
@@ -72,6 +79,10 @@ pub fn views(kind: TestViews, [_, h, w]: [usize; 3], pad: usize) -> Vec<View> {
         TestViews::Multiscale => {
             mirrored([1.0, 256.0 / 224.0, 288.0 / 224.0].iter().map(|&zoom| View { zoom, ..plain }).collect())
         }
+        TestViews::FlipTranslate => {
+            let moved = |d| View { shift: (d, d), border: crop::Border::Reflect, weight: 0.5, ..plain };
+            mirrored(vec![plain, moved(-1), moved(1)])
+        }
     }
 }
 
@@ -86,6 +97,12 @@ mod tests {
             (n(TestViews::Single), n(TestViews::Flip), n(TestViews::TenCrop), n(TestViews::Multiscale)),
             (1, 2, 10, 6)
         );
+        let ft = views(TestViews::FlipTranslate, [3, 32, 32], 4);
+        let total: f64 = ft.iter().map(|v| v.weight).sum();
+        let share = |pred: &dyn Fn(&View) -> bool| ft.iter().filter(|v| pred(v)).map(|v| v.weight).sum::<f64>() / total;
+        assert_eq!(ft.len(), 6);
+        assert_eq!(share(&|v| v.shift == (0, 0)), 0.5, "airbench: half the weight on the untranslated pair");
+        assert_eq!(share(&|v| v.mirror), 0.5);
         let ten = views(TestViews::TenCrop, [3, 32, 32], 0);
         assert!(ten.iter().all(|v| v.shift.0.abs() == 4 || v.shift == (0, 0)), "1/8 of 32 without a pad");
         let img: Vec<u8> = (0..48).collect();

@@ -116,7 +116,7 @@ fn fill(ds: &Dataset, idx: &[usize], cfg: &LoaderConfig, epoch: usize, raw: &mut
     use rayon::prelude::*;
     raw.par_chunks_mut(d).zip(idx.par_iter()).for_each(|(out, &i)| {
         out.copy_from_slice(ds.image(i));
-        cfg.augment.apply(out, ds.shape, &mut augment::image_rng(cfg.seed, epoch, i));
+        cfg.augment.apply_for(out, ds.shape, cfg.seed, epoch, i);
     });
 }
 

@@ -7,6 +7,7 @@ pub mod adam;
 pub mod adamw;
 pub mod clip;
 pub mod lbfgs;
+pub mod lookahead;
 pub mod momentum;
 pub mod nesterov;
 pub mod polyak;

@@ -59,6 +59,9 @@ pub enum Schedule {
         div_factor: f64,
         #[serde(default = "d_final_div")]
         final_div_factor: f64,
+        /// Both halves along a cosine (`cos`, the default) or straight lines (`linear`: a triangle, as airbench).
+        #[serde(default)]
+        anneal_strategy: one_cycle::Anneal,
     },
     /// Divide by `1/factor` when validation accuracy stalls for `patience` epochs.
     Plateau {
@@ -212,7 +215,7 @@ impl Scheduler {
             Schedule::Sgdr { period, mult, .. } if !(pos(*period) && *mult >= 1.0) => {
                 bad(format!("sgdr needs period > 0 and mult >= 1 (got {period}, {mult})"))
             }
-            Schedule::OneCycle { pct_start, div_factor, final_div_factor }
+            Schedule::OneCycle { pct_start, div_factor, final_div_factor, .. }
                 if !((0.0..1.0).contains(pct_start) && *div_factor >= 1.0 && *final_div_factor >= 1.0) =>
             {
                 bad("one-cycle needs pct_start in [0, 1), div_factor >= 1, final_div_factor >= 1".into())
@@ -242,8 +245,9 @@ impl Scheduler {
             Schedule::InverseTime { k } => inverse_time::lr(b, t, *k),
             Schedule::Cosine { min_lr } => cosine::lr(b, t, total, *min_lr),
             Schedule::Sgdr { period, mult, min_lr } => sgdr::lr(b, t, *period, *mult, *min_lr),
-            Schedule::OneCycle { pct_start, div_factor, final_div_factor } => {
-                one_cycle::lr(b, (t * spe).round(), total * spe, *pct_start, *div_factor, *final_div_factor)
+            Schedule::OneCycle { pct_start, div_factor, final_div_factor, anneal_strategy } => {
+                let (step, steps) = ((t * spe).round(), total * spe);
+                one_cycle::lr(b, step, steps, *pct_start, *div_factor, *final_div_factor, *anneal_strategy)
             }
             Schedule::Plateau { min_lr, .. } => (b * self.plateau.scale).max(*min_lr),
         }

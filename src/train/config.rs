@@ -32,6 +32,10 @@ pub struct TrainConfig {
     /// decoupled for AdamW.
     #[serde(default)]
     pub weight_decay: f64,
+    /// Batch-norm parameters train at this multiple of the rate (airbench: 64, for its BN biases; they are not
+    /// weight-decayed). 1 leaves them at the run's rate.
+    #[serde(default = "d_one", skip_serializing_if = "is_one")]
+    pub norm_lr_scale: f64,
     /// The lecture's L2 term `l2 * sum W^2` in the loss (so `weight_decay = 2*l2`).
     #[serde(default)]
     pub l2: f64,
@@ -57,6 +61,14 @@ pub struct TrainConfig {
     /// checkpoint `ema`. The lecture's decay is 0.995.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema_decay: Option<f64>,
+    /// Lookahead (Zhang et al. 2019) around the optimizer: a `[lookahead]` table with `k`, `alpha`, and
+    /// optionally `ramp` and `start_epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<crate::train::callbacks::LookaheadConfig>,
+    /// Initialise a first-layer conv from the training images' patch covariance and freeze it (airbench): a
+    /// `[whitening]` table with `layer`, `images`, `eps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whitening: Option<crate::init::whitening::WhiteningConfig>,
     #[serde(default)]
     pub seed: u64,
     /// Validation images carved from the training split; default 10% (5000 for CIFAR-10).
@@ -93,6 +105,12 @@ pub struct TrainConfig {
     pub out: Option<PathBuf>,
 }
 
+fn d_one() -> f64 {
+    1.0
+}
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
+}
 fn d_epochs() -> usize {
     10
 }
@@ -170,6 +188,9 @@ impl TrainConfig {
             return bad(format!("Invalid learning rate: {}", self.lr));
         }
         self.optimizer.validate()?;
+        if !(self.norm_lr_scale > 0.0 && self.norm_lr_scale.is_finite()) {
+            return bad(format!("Invalid norm_lr_scale: {} (must be > 0; 1 is the run's rate)", self.norm_lr_scale));
+        }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return bad(format!("Invalid weight_decay: {} (must be >= 0)", self.weight_decay));
         }
@@ -209,6 +230,12 @@ impl TrainConfig {
         }
         if let Some(t) = &self.target {
             t.validate()?;
+        }
+        if let Some(l) = &self.lookahead {
+            l.validate().map_err(Error::Config)?;
+        }
+        if let Some(w) = &self.whitening {
+            w.validate().map_err(Error::Config)?;
         }
         if let Some(t) = &self.transfer {
             t.validate(self.lr)?;

@@ -3,8 +3,8 @@
 
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
-    Checkpointer, CommitConfig, EarlyStopping, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard, PlateauRule,
-    PolyakAveraging, ReportJson, RunMeta, Snapshots, TensorBoard, TimeToTarget,
+    Checkpointer, CommitConfig, EarlyStopping, LookaheadSync, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard,
+    PlateauRule, PolyakAveraging, ReportJson, RunMeta, Snapshots, TensorBoard, TimeToTarget,
 };
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
@@ -111,6 +111,19 @@ impl Run {
     pub fn trainer(&self) -> Result<Trainer> {
         let cfg = &self.cfg;
         let mut model = self.model()?.for_training();
+        if cfg.norm_lr_scale != 1.0 {
+            let s = cfg.norm_lr_scale;
+            model.visit_params(&mut |_, p| {
+                if p.kind == crate::layers::ParamKind::Norm {
+                    p.lr_scale *= s;
+                }
+            });
+        }
+        if let Some(w) = &cfg.whitening {
+            // Also when resuming: the weights then come from the checkpoint, but the layer must be frozen again.
+            let d = &self.data;
+            w.apply(&mut model, &d.dataset, &d.train, &d.prep)?;
+        }
         crate::memory::check_batch(&mut model, cfg.batch_size, "batch_size")?;
         let method = match &cfg.optimizer {
             OptimizerConfig::Lbfgs(lb) => Method::Lbfgs(self.lbfgs(lb)?),
@@ -196,6 +209,9 @@ impl Run {
         let mut cbs = Callbacks::default();
         cbs.push(NonFiniteGuard { checkpoints: ck_dir.clone() });
         cbs.push(PlateauRule);
+        if let Some(l) = &self.cfg.lookahead {
+            cbs.push(LookaheadSync::new(l.clone()));
+        }
         if let Some(d) = self.cfg.ema_decay {
             cbs.push(PolyakAveraging::new(t, d, ck_dir.clone(), self.run_meta(), self.resumed.as_ref())?);
         }
