@@ -5,7 +5,8 @@
 # PyTorch is installed (once) into target/torch-venv, never used by the tests.
 #
 # Usage: bench/compare.sh [THREADS] [ROUNDS]
-#   NETS="small:128 resnet8:128 resnet20:128 resnet18:16"  nets and their batch (resnet18 runs at 224x224)
+#   NETS="small:128 resnet8:128 resnet20:128 resnet18:16"  nets and their batch (resnet18 runs at 224x224;
+#                                                          also airbench:1024, the cifar10-fast recipe's)
 #   SCALING=1   also run every net at 1 thread and report what the second thread adds, for both programs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ bin=${BIN:-target/release/convkit}
 out=target/compare
 rm -rf "$out" && mkdir -p "$out"
 # Fewer timed steps where one step takes a second.
-steps_for() { case $1 in resnet18) echo "5 3" ;; *) echo "20 5" ;; esac; }
+steps_for() { case $1 in resnet18 | airbench) echo "5 3" ;; *) echo "20 5" ;; esac; }
 one() {  # round, threads, net, batch: one process each, under /usr/bin/time for the peak RSS
   local r=$1 t=$2 net=$3 batch=$4 steps runs
   read -r steps runs < <(steps_for "$net")

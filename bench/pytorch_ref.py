@@ -2,7 +2,7 @@
 
 Usage: pytorch_ref.py THREADS BATCH [NET|all] [STEPS] [RUNS]
 3 warm-up steps, then STEPS timed steps, median of RUNS runs; training = forward + backward + SGD momentum.
-Nets: small, resnet8, resnet20 (3x32x32) and resnet18 (3x224x224), all with 10 classes as `convkit bench`.
+Nets: small, resnet8, resnet20, airbench (3x32x32) and resnet18 (3x224x224), all with 10 classes as `convkit bench`.
 Also measures the machine's SGEMM peak (numpy and torch, 2048^3) so both can be reported as a fraction of it.
 Prints one JSON object. Run through bench/compare.sh, which installs PyTorch into target/torch-venv.
 """
@@ -80,6 +80,12 @@ def resnet18():
 INPUT = {"resnet18": 224}
 
 
+def airbench():
+    """The cifar10-fast recipe's network (issue #13), as its twin bench/cifar10_fast_torch.py builds it."""
+    from cifar10_fast_torch import make_net
+    return make_net()
+
+
 def timed_runs(fn, images):
     """RUNS runs of WARMUP untimed then STEPS timed calls; images per second of each run."""
     rates = []
@@ -133,7 +139,8 @@ def sgemm_peak(n=2048, reps=5):
 
 
 if __name__ == "__main__":
-    nets = {"small": small, "resnet8": resnet8, "resnet20": lambda: cifar_resnet(3), "resnet18": resnet18}
+    nets = {"small": small, "resnet8": resnet8, "resnet20": lambda: cifar_resnet(3), "resnet18": resnet18,
+            "airbench": airbench}
     only = sys.argv[3] if len(sys.argv) > 3 else "all"
     results = [bench(n, f()) for n, f in nets.items() if n == only or (only == "all" and n in ("small", "resnet8"))]
     np_peak, torch_peak = sgemm_peak()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Issue #13's measurement: recipes/cifar10-fast.toml in convkit and its PyTorch twin (bench/cifar10_fast_torch.py)
+# on the same CIFAR-10 JPEG export, seed by seed in one sitting, both with 2 threads and the machine otherwise idle:
+# training wall time (validation included), time to 94% validation, test accuracy on one view and with airbench's
+# flip-translate averaging. About an hour per run and side on the 2-core dev machine.
+# Usage: bench/cifar10_fast.sh [SEEDS] [OUT_DIR]   (default "0 1 2", runs/cifar10-fast; log: OUT_DIR/summary.txt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds=${1:-0 1 2}
+out=${2:-runs/cifar10-fast}
+mkdir -p "$out"
+cargo build --release --quiet
+bin=${BIN:-target/release/convkit}
+py=${PYTHON:-target/torch-venv/bin/python}
+log="$out/summary.txt"
+lscpu | grep -m1 "Model name" | tee -a "$log"
+for s in $seeds; do
+  run="$out/seed$s"
+  [ -e "$run/report.json" ] || "$bin" train --config recipes/cifar10-fast.toml --set seed="$s" --threads 2 \
+    --target-acc 0.94 --no-sanity --out "$run" | grep -E "^(epoch|done|time to)" | tee "$run.log"
+  echo "convkit seed $s: $(grep -E '^(done|time to)' "$run.log" | tr '\n' ' ')" | tee -a "$log"
+  for tta in single flip-translate; do
+    echo "convkit seed $s --tta $tta: $("$bin" eval --run "$run" --tta "$tta" --json | tail -1 | cut -c1-60)" | tee -a "$log"
+  done
+  "$py" bench/cifar10_fast_torch.py --seed "$s" --threads 2 | tee "$out/torch-seed$s.log" | tail -n 2 \
+    | sed "s/^/torch seed $s: /" | tee -a "$log"
+done
