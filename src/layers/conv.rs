@@ -19,6 +19,12 @@ use serde::{Deserialize, Serialize};
 /// their forward pass and input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
 const WINOGRAD: bool = true;
 
+/// Winograd only up to 64 x 64 channels. Its 16 transformed weight matrices (16 C K floats: 256 KB at 64 x 64) are
+/// re-read for every group of tiles, and the groups are small so that the transformed input stays in cache; at
+/// 256 x 256 (4 MB, airbench's wide layers on 7x7 and 3x3 maps) that reading dominates and im2col + GEMM is 3-5x
+/// faster (`convkit bench --net airbench --profile`: training 47 img/s with Winograd there, 130-157 without).
+const WINOGRAD_MAX_CHANNEL_PAIRS: usize = 64 * 64;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conv2dConfig {
     pub in_channels: usize,
@@ -215,7 +221,13 @@ impl<T: Float> Conv2d<T> {
     /// A 3x3 stride-1 "same" convolution without groups or bias: Winograd's F(2x2, 3x3), forward and input grad.
     fn is_winograd(&self) -> bool {
         let c = &self.cfg;
-        self.winograd && c.kernel == 3 && c.stride == 1 && c.padding == 1 && c.groups == 1 && self.bias.is_none()
+        self.winograd
+            && c.kernel == 3
+            && c.stride == 1
+            && c.padding == 1
+            && c.groups == 1
+            && self.bias.is_none()
+            && c.in_channels * c.out_channels <= WINOGRAD_MAX_CHANNEL_PAIRS
     }
 
     fn forward_winograd(&self, x: &Tensor<T>, oshape: &[usize]) -> Tensor<T> {
