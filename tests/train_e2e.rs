@@ -193,7 +193,8 @@ fn sigkill_mid_epoch_then_resume() {
 
 #[test]
 fn resuming_reproduces_an_uninterrupted_run_exactly() {
-    // Plain momentum; then Nesterov with state-carrying extras (plateau memory, Polyak average, L1, clipping).
+    // Plain momentum; then Nesterov with state-carrying extras (plateau memory, Polyak average, L1, clipping); then
+    // Lookahead with per-epoch augmentation.
     let extras = |c: &mut TrainConfig| {
         c.optimizer = OptimizerConfig::named("nesterov").unwrap();
         c.schedule = "plateau:patience=0,factor=0.5,threshold=0.5".parse().unwrap();
@@ -201,12 +202,19 @@ fn resuming_reproduces_an_uninterrupted_run_exactly() {
         c.l1 = 1e-5;
         c.clip_norm = Some(2.0);
     };
-    for variant in 0..2 {
+    // Lookahead (slow weights from epoch 2, airbench's falling step), alternating flips, reflect-padded crops.
+    let lookahead = |c: &mut TrainConfig| {
+        c.lookahead = Some(toml::from_str("k = 3\nalpha = 0.5\nramp = 3.0\nstart_epoch = 2").unwrap());
+        c.augment = toml::from_str("hflip_alternate = true\ncrop_pad = 2\ncrop_border = 'reflect'").unwrap();
+    };
+    for variant in 0..3 {
         let d = tempfile::tempdir().unwrap();
         let mk = |out: &Path, epochs| {
             let mut c = recipe(out, epochs, Some(1500));
-            if variant == 1 {
-                extras(&mut c);
+            match variant {
+                1 => extras(&mut c),
+                2 => lookahead(&mut c),
+                _ => {}
             }
             c
         };
