@@ -75,7 +75,7 @@ impl WhiteningConfig {
         if shape.len() != 4 || shape[1] != c || shape[3] != k || shape[0] != 2 * c * k * k {
             return Err(Error::Config(format!(
                 "whitening.layer = {:?}: its weight is {shape:?}, a whitening conv needs [2*C*k*k, C, k, k] = \
-                 [{}, {c}, k, k]",
+                 [{}, {c}, {k}, {k}] (C = {c} image channels)",
                 self.layer,
                 2 * c * k * k
             )));
