@@ -9,7 +9,6 @@
 //! Loading reports what was loaded, missing, unexpected and mismatched in shape, as PyTorch's
 //! `load_state_dict(strict=False)` does; a mismatched classifier is how a new head for new classes starts.
 
-use crate::layers::Layer;
 use crate::models::Model;
 use crate::tensor::Tensor;
 use crate::train::checkpoint::read_safetensors;
@@ -86,8 +85,7 @@ pub(crate) fn copy_into(model: &mut Model<f32>, mut tensors: BTreeMap<String, Te
             rep.loaded.push(name.to_string());
         }
     };
-    model.net.visit_params("", &mut |n, p| take(n, &mut p.value));
-    model.net.visit_buffers("", &mut |n, t| take(n, t));
+    model.visit_state(&mut take);
     rep.unexpected = tensors.into_keys().collect();
     rep
 }

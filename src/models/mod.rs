@@ -179,6 +179,12 @@ impl<T: Float> Model<T> {
     pub fn visit_params(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
         self.net.visit_params("", f)
     }
+    /// Visits every tensor that makes up the model's state, parameter values then buffers (batch-norm running
+    /// statistics), by registry name: what averaging, Lookahead and checkpoints copy.
+    pub fn visit_state(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+        self.net.visit_params("", &mut |n, p| f(n, &mut p.value));
+        self.net.visit_buffers("", &mut |n, t| f(n, t));
+    }
     pub fn zero_grad(&mut self) {
         self.visit_params(&mut |_, p| p.grad.data_mut().fill(T::zero()));
     }

@@ -5,7 +5,6 @@
 //! an `alpha` that falls as training ends. Batch-norm running statistics move the same way, so the network stays
 //! self-consistent.
 
-use crate::layers::Layer;
 use crate::models::Model;
 use crate::tensor::{Float, Tensor};
 use std::collections::BTreeMap;
@@ -19,10 +18,7 @@ impl<T: Float> Lookahead<T> {
     /// Starts the slow weights at the model's current ones.
     pub fn new(model: &mut Model<T>) -> Self {
         let mut slow = BTreeMap::new();
-        model.visit_params(&mut |n, p| {
-            slow.insert(n.to_string(), p.value.clone());
-        });
-        model.net.visit_buffers("", &mut |n, t| {
+        model.visit_state(&mut |n, t| {
             slow.insert(n.to_string(), t.clone());
         });
         Lookahead { slow }
@@ -41,8 +37,7 @@ impl<T: Float> Lookahead<T> {
                 }
             }
         };
-        model.visit_params(&mut |n, p| pull(n, &mut p.value));
-        model.net.visit_buffers("", &mut |n, t| pull(n, t));
+        model.visit_state(&mut pull);
     }
 }
 

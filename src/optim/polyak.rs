@@ -3,7 +3,6 @@
 //! nearer the bottom of the valley than the last iterate, which keeps bouncing around it.
 //! Batch-norm running statistics are averaged the same way, so the averaged network is self-consistent.
 
-use crate::layers::Layer;
 use crate::models::Model;
 use crate::tensor::{Float, Tensor};
 use std::collections::BTreeMap;
@@ -18,10 +17,7 @@ impl<T: Float> Polyak<T> {
     /// Starts the average at the model's current weights.
     pub fn new(model: &mut Model<T>, decay: f64) -> Self {
         let mut avg = BTreeMap::new();
-        model.visit_params(&mut |n, p| {
-            avg.insert(n.to_string(), p.value.clone());
-        });
-        model.net.visit_buffers("", &mut |n, t| {
+        model.visit_state(&mut |n, t| {
             avg.insert(n.to_string(), t.clone());
         });
         Polyak { decay, avg }
@@ -31,13 +27,12 @@ impl<T: Float> Polyak<T> {
     pub fn update(&mut self, model: &mut Model<T>) {
         let (d, e) = (T::c(self.decay), T::c(1.0 - self.decay));
         let avg = &mut self.avg;
-        let mut mix = |n: &str, x: &Tensor<T>| {
+        let mut mix = |n: &str, x: &mut Tensor<T>| {
             if let Some(a) = avg.get_mut(n) {
                 a.data_mut().iter_mut().zip(x.data()).for_each(|(a, &x)| *a = d * *a + e * x);
             }
         };
-        model.visit_params(&mut |n, p| mix(n, &p.value));
-        model.net.visit_buffers("", &mut |n, t| mix(n, t));
+        model.visit_state(&mut mix);
     }
 
     /// Exchanges the model's weights with the average (call twice to restore): evaluating the averaged model
@@ -49,8 +44,7 @@ impl<T: Float> Polyak<T> {
                 std::mem::swap(a, x);
             }
         };
-        model.visit_params(&mut |n, p| sw(n, &mut p.value));
-        model.net.visit_buffers("", &mut |n, t| sw(n, t));
+        model.visit_state(&mut sw);
     }
 }
 

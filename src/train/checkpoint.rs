@@ -8,7 +8,6 @@
 //! weight is finite, so a flipped bit or NaNs written into the data are reported as damage, never used.
 
 use crate::data::preprocess::{Preprocess, PreprocessKind};
-use crate::layers::Layer;
 use crate::models::Model;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -103,8 +102,7 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor<f32>>> {
 /// The model's parameters and buffers, by registry name.
 pub fn model_tensors(model: &mut Model<f32>) -> Vec<(String, Tensor<f32>)> {
     let mut v = Vec::new();
-    model.net.visit_params("", &mut |n, p| v.push((n.to_string(), p.value.clone())));
-    model.net.visit_buffers("", &mut |n, t| v.push((n.to_string(), t.clone())));
+    model.visit_state(&mut |n, t| v.push((n.to_string(), t.clone())));
     v
 }
 
@@ -131,8 +129,7 @@ pub fn load_into(model: &mut Model<f32>, tensors: &BTreeMap<String, Tensor<f32>>
             Some(t) => dst.data_mut().copy_from_slice(t.data()),
         }
     };
-    model.net.visit_params("", &mut |n, p| copy(n, &mut p.value));
-    model.net.visit_buffers("", &mut |n, t| copy(n, t));
+    model.visit_state(&mut copy);
     err.map_or(Ok(()), Err)
 }
 
