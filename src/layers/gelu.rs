@@ -51,13 +51,17 @@ fn exp_neg_f32(y: f32) -> f32 {
     // Round to nearest by adding and removing 1.5 * 2^23 (plain adds vectorise; `round` is a libm call).
     const MAGIC: f32 = 12_582_912.0;
     let y = y.max(-87.3);
-    let n = ((y * std::f32::consts::LOG2_E).max(-126.0) + MAGIC) - MAGIC;
+    let shifted = (y * std::f32::consts::LOG2_E).max(-126.0) + MAGIC;
+    let n = shifted - MAGIC;
     let r = (y - n * LN2_HI) - n * LN2_LO;
     let mut p = 1.0 / 720.0_f32;
     for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         p = p * r + c;
     }
-    f32::from_bits(((n as i32 + 127) as u32) << 23) * p
+    // `shifted`'s low mantissa bits hold n itself (its last place is 1): integer arithmetic on them gives 2^n's
+    // exponent bits. `n as i32` would do too, but its saturation check kept the loop from vectorising (2x slower).
+    let exponent = shifted.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127);
+    f32::from_bits(exponent << 23) * p
 }
 
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
@@ -67,10 +71,12 @@ fn forward_f32(x: &[f32], y: &mut [f32]) {
 }
 
 fn backward_f32(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let k = FRAC_1_SQRT_2PI as f32;
+    // A constant, not a captured variable: read through a reference, the compiler could not rule out that the
+    // output aliases it, and left the loop scalar (12 ns per element instead of ~1.5).
+    const K: f32 = FRAC_1_SQRT_2PI as f32;
     map2(x, dy, dx, |v, g| {
         let cdf = 0.5 * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
-        g * (cdf + v * k * exp_neg_f32(-0.5 * v * v))
+        g * (cdf + v * K * exp_neg_f32(-0.5 * v * v))
     });
 }
 
