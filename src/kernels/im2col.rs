@@ -31,6 +31,11 @@ impl Geometry {
     fn uses_phases(&self) -> bool {
         self.stride > 1 && (self.kh > 1 || self.kw > 1)
     }
+    /// Whether several images' column matrices can sit side by side (`im2col_pitched`): strided kernels need
+    /// scratch past the matrix, and pointwise convs use the image itself.
+    pub fn stacks(&self) -> bool {
+        !self.uses_phases() && !self.is_pointwise()
+    }
     /// A 1x1, stride-1, unpadded conv needs no lowering: the image already is the column matrix.
     pub fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
@@ -50,6 +55,15 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
         return im2col_strided(g, img, cols);
     }
     let (ho, wo) = g.out_hw();
+    im2col_pitched(g, img, cols, ho * wo)
+}
+
+/// `im2col` with the matrix's rows `pitch` apart: several images' matrices can then sit side by side, image `j`'s
+/// from column `j * Ho*Wo` of a `[C*kh*kw, pitch]` matrix (pass `&mut cols[j * Ho*Wo..]`). Not for
+/// strided kernels, whose scratch follows the matrix.
+pub fn im2col_pitched<T: Float>(g: &Geometry, img: &[T], cols: &mut [T], pitch: usize) {
+    debug_assert!(!g.uses_phases());
+    let (ho, wo) = g.out_hw();
     let n = ho * wo;
     let (s, p) = (g.stride, g.pad);
     let zero = T::zero();
@@ -60,7 +74,7 @@ pub fn im2col<T: Float>(g: &Geometry, img: &[T], cols: &mut [T]) {
             let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
             let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
             for j in 0..g.kw {
-                let row = &mut cols[((c * g.kh + i) * g.kw + j) * n..][..n];
+                let row = &mut cols[((c * g.kh + i) * g.kw + j) * pitch..][..n];
                 let (lo, hi) = g.valid_ow(j, wo);
                 // Rows of the output that fall in the top and bottom padding are all zeros.
                 for v in &mut row[..oh_lo * wo] {
@@ -125,7 +139,13 @@ pub fn col2im<T: Float>(g: &Geometry, cols: &mut [T], img: &mut [T]) {
         return col2im_strided(g, cols, img);
     }
     let (ho, wo) = g.out_hw();
-    let n = ho * wo;
+    col2im_pitched(g, cols, img, ho * wo)
+}
+
+/// The adjoint of `im2col_pitched`.
+pub fn col2im_pitched<T: Float>(g: &Geometry, cols: &[T], img: &mut [T], pitch: usize) {
+    debug_assert!(!g.uses_phases());
+    let (ho, wo) = g.out_hw();
     let (s, p) = (g.stride, g.pad);
     img[..g.c * g.h * g.w].fill(T::zero());
     for c in 0..g.c {
@@ -134,7 +154,7 @@ pub fn col2im<T: Float>(g: &Geometry, cols: &mut [T], img: &mut [T]) {
             let oh_lo = (if i >= p { 0 } else { (p - i).div_ceil(s) }).min(ho);
             let oh_hi = (if g.h + p > i { (g.h + p - i).div_ceil(s).min(ho) } else { 0 }).max(oh_lo);
             for j in 0..g.kw {
-                let row = &cols[((c * g.kh + i) * g.kw + j) * n..][..n];
+                let row = &cols[((c * g.kh + i) * g.kw + j) * pitch..][..ho * wo];
                 let (lo, hi) = g.valid_ow(j, wo);
                 for oh in oh_lo..oh_hi {
                     let dst = &mut plane[(oh * s + i - p) * g.w..][..g.w];

@@ -7,7 +7,7 @@
 use super::{expect_rank, join, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
-use crate::kernels::im2col::{col2im, im2col, Geometry};
+use crate::kernels::im2col::{col2im, col2im_pitched, im2col, im2col_pitched, Geometry};
 use crate::kernels::threads;
 use crate::kernels::{depthwise, reduce, simd, winograd};
 use crate::tensor::{Float, Tensor};
@@ -24,6 +24,11 @@ const WINOGRAD: bool = true;
 /// 256 x 256 (4 MB, airbench's wide layers on 7x7 and 3x3 maps) that reading dominates and im2col + GEMM is 3-5x
 /// faster (`convkit bench --net airbench --profile`: training 47 img/s with Winograd there, 130-157 without).
 const WINOGRAD_MAX_CHANNEL_PAIRS: usize = 64 * 64;
+
+/// Columns per GEMM below which images are stacked side by side into one product. Small output maps (airbench's
+/// 7x7 and 3x3, the ResNets' 8x8) make per-image products short, and dW's then re-reads and re-writes its whole
+/// accumulator (2.4 MB at 256 x 256 channels) for a few dozen columns per image.
+const STACK_COLUMNS: usize = 256;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conv2dConfig {
@@ -102,7 +107,7 @@ impl Conv2dConfig {
         let weight =
             Param::new(c.init.tensor(&shape, cin_g * area, c.out_channels / c.groups * area, rng), ParamKind::Weight);
         let bias = c.bias.then(|| Param::new(Tensor::zeros(&[c.out_channels]), ParamKind::Bias));
-        Ok(Conv2d { cfg: c.clone(), weight, bias, skip_dx: false, winograd: WINOGRAD })
+        Ok(Conv2d { cfg: c.clone(), weight, bias, skip_dx: false, winograd: WINOGRAD, stack_columns: STACK_COLUMNS })
     }
 }
 
@@ -114,6 +119,8 @@ pub struct Conv2d<T: Float> {
     skip_dx: bool,
     /// Take the Winograd path where the geometry allows (`WINOGRAD` by default; tests run both).
     winograd: bool,
+    /// `STACK_COLUMNS` by default; tests also run 0 (never stack).
+    stack_columns: usize,
 }
 
 /// The gradient through a fused ReLU: `dy` where the output `y` is positive, else zero, written to `out`.
@@ -243,6 +250,98 @@ impl<T: Float> Conv2d<T> {
         y
     }
 
+    /// How many images share one GEMM: 1, or enough for `STACK_COLUMNS` columns when the maps are small.
+    fn images_per_gemm(&self, g: &Geometry, n: usize) -> usize {
+        if self.cfg.groups == 1 && g.stacks() && n < self.stack_columns {
+            self.stack_columns.div_ceil(n)
+        } else {
+            1
+        }
+    }
+
+    /// The forward pass of a slice of images, `stack` at a time: their column matrices side by side, one GEMM,
+    /// then each image's output rows copied out of the product (with the bias and the fused ReLU).
+    fn forward_stacked(&self, g: &Geometry, xc: &[T], yc: &mut [T], n: usize, stack: usize) {
+        let (cout, kdim) = (self.cfg.out_channels, g.c * g.kh * g.kw);
+        let (per_in, per_out) = (g.c * g.h * g.w, cout * n);
+        let (w, bias, relu) = (self.weight.value.data(), self.bias.as_ref().map(|p| p.value.data()), self.cfg.relu);
+        let pool = T::pool();
+        let (mut cols, mut prod) = (pool.take(kdim * stack * n), pool.take(cout * stack * n));
+        for (ys, xs) in yc.chunks_mut(stack * per_out).zip(xc.chunks(stack * per_in)) {
+            let pitch = xs.len() / per_in * n;
+            for (j, xi) in xs.chunks(per_in).enumerate() {
+                im2col_pitched(g, xi, &mut cols[j * n..], pitch);
+            }
+            matmul(Mat::new(w, cout, kdim), Mat::new(&cols, kdim, pitch), &mut prod, false, 1);
+            for (j, yi) in ys.chunks_mut(per_out).enumerate() {
+                for (co, row) in yi.chunks_mut(n).enumerate() {
+                    let b = bias.map_or(T::zero(), |b| b[co]);
+                    for (o, &v) in row.iter_mut().zip(&prod[co * pitch + j * n..][..n]) {
+                        *o = if relu { (v + b).max(T::zero()) } else { v + b };
+                    }
+                }
+            }
+        }
+        pool.give(cols);
+        pool.give(prod);
+    }
+
+    /// The backward pass of a slice of images, `stack` at a time: their output gradients side by side (through
+    /// the fused ReLU's gate), then one GEMM each for dW (accumulated transposed, as in `backward`) and, unless
+    /// Winograd computed it already, dX's columns.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_stacked(
+        &self,
+        g: &Geometry,
+        [xc, dyc, yc]: [&[T]; 3],
+        dxc: &mut [T],
+        dw: &mut [T],
+        db: &mut [T],
+        n: usize,
+        stack: usize,
+        want_dx: bool,
+    ) {
+        let (cout, kdim) = (self.cfg.out_channels, g.c * g.kh * g.kw);
+        let (per_in, per_out) = (g.c * g.h * g.w, cout * n);
+        let w = self.weight.value.data();
+        let pool = T::pool();
+        let (mut cols, mut dys) = (pool.take(kdim * stack * n), pool.take(cout * stack * n));
+        let images = xc.len() / per_in;
+        for first in (0..images).step_by(stack) {
+            let m = stack.min(images - first);
+            let pitch = m * n;
+            for j in 0..m {
+                let at = (first + j) * per_out;
+                for co in 0..cout {
+                    let (dst, d) = (&mut dys[co * pitch + j * n..][..n], &dyc[at + co * n..][..n]);
+                    if self.cfg.relu {
+                        relu_gate(d, &yc[at + co * n..][..n], dst);
+                    } else {
+                        dst.copy_from_slice(d);
+                    }
+                }
+            }
+            for (d, row) in db.iter_mut().zip(dys.chunks(pitch)) {
+                *d += row.iter().copied().sum::<T>();
+            }
+            let dy_mat = Mat::new(&dys, cout, pitch);
+            if !dw.is_empty() {
+                for j in 0..m {
+                    im2col_pitched(g, &xc[(first + j) * per_in..][..per_in], &mut cols[j * n..], pitch);
+                }
+                matmul_strided(dy_mat, Mat::new(&cols, kdim, pitch).t(), dw, 1, cout as isize, true, 1);
+            }
+            if want_dx {
+                matmul(Mat::new(w, cout, kdim).t(), dy_mat, &mut cols, false, 1);
+                for j in 0..m {
+                    col2im_pitched(g, &cols[j * n..], &mut dxc[(first + j) * per_in..][..per_in], pitch);
+                }
+            }
+        }
+        pool.give(cols);
+        pool.give(dys);
+    }
+
     fn geometry(&self, x: &[usize]) -> Geometry {
         let c = &self.cfg;
         Geometry {
@@ -307,7 +406,11 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let bias = self.bias.as_ref().map(|p| p.value.data());
         let relu = self.cfg.relu;
         let mut y = Tensor::uninit(&oshape);
+        let stack = self.images_per_gemm(&g, n);
         y.data_mut().par_chunks_mut(chunk * per_out).zip(x.data().par_chunks(chunk * per_in)).for_each(|(yc, xc)| {
+            if stack > 1 {
+                return self.forward_stacked(&g, xc, yc, n, stack);
+            }
             let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
             for (yi, xi) in yc.chunks_mut(per_out).zip(xc.chunks(per_in)) {
                 for grp in 0..groups {
@@ -358,6 +461,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         // dX of a Winograd conv is itself one, a chunk of images at a time; im2col stays for dW.
         let wino = self.is_winograd() && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
+        let stack = self.images_per_gemm(&g, n);
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
             .data_mut()
@@ -368,8 +472,6 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             .map(|(((dxc, xc), dyc), yc)| {
                 let mut dw = if want_dw { T::pool().take_zeroed(w.len()) } else { Vec::new() };
                 let mut db = vec![T::zero(); if want_db { cout } else { 0 }];
-                let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
-                let mut gated = if relu { T::pool().take(per_out) } else { Vec::new() };
                 if wino {
                     // dX of the whole slice at once, so that the products see many tiles.
                     let mut all = if relu { T::pool().take(dyc.len()) } else { Vec::new() };
@@ -377,6 +479,13 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                     winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, false);
                     T::pool().give(all);
                 }
+                if stack > 1 {
+                    let want_dx = !skip_dx && !wino;
+                    self.backward_stacked(&g, [xc, dyc, yc], dxc, &mut dw, &mut db, n, stack, want_dx);
+                    return (dw, db);
+                }
+                let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
+                let mut gated = if relu { T::pool().take(per_out) } else { Vec::new() };
                 for (((dxi, xi), dyi), yi) in
                     dxc.chunks_mut(per_in).zip(xc.chunks(per_in)).zip(dyc.chunks(per_out)).zip(yc.chunks(per_out))
                 {
@@ -532,12 +641,32 @@ mod tests {
         ]
     }
 
+    /// The code paths a configuration can take: Winograd or im2col, images stacked into one GEMM or not (the
+    /// test inputs' 7x6 maps are small enough to stack).
+    #[derive(Clone, Copy, Debug)]
+    struct Path {
+        winograd: bool,
+        stacked: bool,
+    }
+
+    impl Path {
+        fn apply(self, conv: &mut Conv2d<f64>) {
+            conv.winograd = self.winograd;
+            conv.stack_columns = if self.stacked { STACK_COLUMNS } else { 0 };
+        }
+    }
+
+    fn paths() -> Vec<(Conv2dConfig, Path)> {
+        let all = [false, true].map(|winograd| [false, true].map(|stacked| Path { winograd, stacked }));
+        configs().into_iter().flat_map(|c| all.into_iter().flatten().map(move |p| (c.clone(), p))).collect()
+    }
+
     #[test]
     fn forward_matches_direct_convolution() {
         let mut r = rng(0);
-        for (cfg, winograd) in configs().into_iter().flat_map(|c| [(c.clone(), false), (c, true)]) {
+        for (cfg, path) in paths() {
             let mut conv = cfg.build::<f64>(&mut r).unwrap();
-            conv.winograd = winograd;
+            path.apply(&mut conv);
             if let Some(b) = &mut conv.bias {
                 b.value = Tensor::from_fn(&[cfg.out_channels], |i| i as f64 * 0.1 - 0.2);
             }
@@ -548,21 +677,45 @@ mod tests {
                 want.iter_mut().for_each(|v| *v = v.max(0.0));
             }
             let err = y.data().iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-            assert!(err < 1e-12, "{cfg:?} (winograd {winograd}): max error {err}");
+            assert!(err < 1e-12, "{cfg:?} ({path:?}): max error {err}");
         }
     }
 
     #[test]
     fn gradcheck_every_configuration() {
         let mut r = rng(1);
-        for (cfg, winograd) in configs().into_iter().flat_map(|c| [(c.clone(), false), (c, true)]) {
+        for (cfg, path) in paths() {
             let mut conv = cfg.build::<f64>(&mut r).unwrap();
-            conv.winograd = winograd;
+            path.apply(&mut conv);
             let x = crate::check::gradcheck::random_input(&[2, cfg.in_channels, 7, 6], 2);
             let rep = check_layer(&mut conv, &x, &Options::default());
-            assert!(rep.judged_error() < 1e-6, "{cfg:?} (winograd {winograd})\n{rep}");
+            assert!(rep.judged_error() < 1e-6, "{cfg:?} ({path:?})\n{rep}");
             // A fused ReLU can put a pre-activation within h of zero; the checker skips and counts those.
             assert!(rep.kinks_skipped() <= usize::from(cfg.relu) * 3, "{rep}");
+        }
+    }
+
+    /// Stacks of several images (3 per GEMM here, the last stack short) give the unstacked path's output and
+    /// gradients. One thread, so that each slice of the batch holds several stacks.
+    #[test]
+    fn stacking_images_changes_nothing() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for (cfg, winograd) in configs().into_iter().flat_map(|c| [(c.clone(), false), (c, true)]) {
+            let x = crate::check::gradcheck::random_input(&[16, cfg.in_channels, 7, 6], 3);
+            let run = |stack_columns| {
+                let mut conv = cfg.build::<f64>(&mut rng(2)).unwrap();
+                (conv.winograd, conv.stack_columns) = (winograd, stack_columns);
+                let y = conv.forward(&x, Mode::Train);
+                let dy = Tensor::from_fn(y.shape(), |i| ((i * 17 % 23) as f64 / 11.0) - 1.0);
+                let dx = conv.backward(&x, &y, &dy);
+                let db = conv.bias.as_ref().map(|b| b.grad.data().to_vec()).unwrap_or_default();
+                [y.data().to_vec(), dx.data().to_vec(), conv.weight.grad.data().to_vec(), db]
+            };
+            let (plain, stacked) = pool.install(|| (run(0), run(100)));
+            for (what, (a, b)) in ["y", "dx", "dW", "db"].iter().zip(plain.iter().zip(&stacked)) {
+                let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+                assert!(err < 1e-12, "{cfg:?} (winograd {winograd}): {what} differs by {err}");
+            }
         }
     }
 }
