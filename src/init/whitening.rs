@@ -25,6 +25,9 @@ pub struct WhiteningConfig {
     /// Added to each eigenvalue, so that the smallest components are not blown up (airbench: 5e-4).
     #[serde(default = "d_eps")]
     pub eps: f64,
+    /// Epochs the layer's bias is trained for before it is frozen too (airbench: 3); absent, it trains throughout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_epochs: Option<usize>,
 }
 
 fn d_layer() -> String {
@@ -39,7 +42,7 @@ fn d_eps() -> f64 {
 
 impl Default for WhiteningConfig {
     fn default() -> Self {
-        WhiteningConfig { layer: d_layer(), images: d_images(), eps: d_eps() }
+        WhiteningConfig { layer: d_layer(), images: d_images(), eps: d_eps(), bias_epochs: None }
     }
 }
 

@@ -66,7 +66,7 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookahead: Option<crate::train::callbacks::LookaheadConfig>,
     /// Initialise a first-layer conv from the training images' patch covariance and freeze it (airbench): a
-    /// `[whitening]` table with `layer`, `images`, `eps`.
+    /// `[whitening]` table with `layer`, `images`, `eps`, `bias_epochs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub whitening: Option<crate::init::whitening::WhiteningConfig>,
     #[serde(default)]

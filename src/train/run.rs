@@ -3,8 +3,8 @@
 
 use super::callback::{Callbacks, EpochLog, RunInfo};
 use super::callbacks::{
-    Checkpointer, CommitConfig, EarlyStopping, LookaheadSync, MetricsCsv, MisclassifiedImages, Monitor, NonFiniteGuard,
-    PlateauRule, PolyakAveraging, ReportJson, RunMeta, Snapshots, TensorBoard, TimeToTarget,
+    Checkpointer, CommitConfig, EarlyStopping, FreezeFrom, LookaheadSync, MetricsCsv, MisclassifiedImages, Monitor,
+    NonFiniteGuard, PlateauRule, PolyakAveraging, ReportJson, RunMeta, Snapshots, TensorBoard, TimeToTarget,
 };
 use super::checkpoint::{self, Checkpoint};
 use super::trainer::{Clip, Method, TestSet, TrainData, Trainer};
@@ -211,6 +211,12 @@ impl Run {
         cbs.push(PlateauRule);
         if let Some(l) = &self.cfg.lookahead {
             cbs.push(LookaheadSync::new(l.clone()));
+        }
+        if let Some(w) = &self.cfg.whitening {
+            if let Some(n) = w.bias_epochs {
+                let params = vec![format!("{}.bias", w.layer)];
+                cbs.push(FreezeFrom { params, from_epoch: n + 1, origin: "whitening.bias_epochs".into() });
+            }
         }
         if let Some(d) = self.cfg.ema_decay {
             cbs.push(PolyakAveraging::new(t, d, ck_dir.clone(), self.run_meta(), self.resumed.as_ref())?);

@@ -7,6 +7,7 @@ pub mod commit_config;
 #[cfg(feature = "plot")]
 pub mod curves;
 pub mod early_stopping;
+pub mod freeze;
 pub mod lookahead;
 pub mod metrics_csv;
 pub mod misclassified;
@@ -23,6 +24,7 @@ pub use anomaly::AnomalyDetector;
 pub use checkpointer::{Checkpointer, RunMeta};
 pub use commit_config::CommitConfig;
 pub use early_stopping::{EarlyStopping, Metric};
+pub use freeze::FreezeFrom;
 pub use lookahead::{LookaheadConfig, LookaheadSync};
 pub use metrics_csv::MetricsCsv;
 pub use misclassified::MisclassifiedImages;
