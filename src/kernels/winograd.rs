@@ -276,12 +276,16 @@ fn transform_output<T: Float>(
         let (i, r) = (yy / 2, yy % 2);
         let (even, odd) = (&y[2 * r * n + i * tl.half..][..tl.tw], &y[(2 * r + 1) * n + i * tl.half..][..tl.tw]);
         let row = &mut out[yy * w..][..w];
-        let mut pairs = row.chunks_exact_mut(2);
-        for ((p, &a), &b) in pairs.by_ref().zip(even).zip(odd) {
-            (p[0], p[1]) = (a, b);
+        // Indexed, with the lengths fixed up front, so that the compiler turns the interleave into vector shuffles
+        // (the pairwise `chunks_exact_mut` loop stayed scalar: a tenth of `resnet20`'s step).
+        let half = w / 2;
+        let (pairs, (even, odd)) = (&mut row[..2 * half], (&even[..half], &odd[..half]));
+        for j in 0..half {
+            pairs[2 * j] = even[j];
+            pairs[2 * j + 1] = odd[j];
         }
-        if let [last] = pairs.into_remainder() {
-            *last = even[w / 2];
+        if w % 2 == 1 {
+            row[w - 1] = y[2 * r * n + i * tl.half + half];
         }
     }
 }
