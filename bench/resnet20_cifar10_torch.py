@@ -9,7 +9,8 @@ saved after every epoch and a run starts from it if it exists, so a long run sur
 continues exactly as it would have.
 
 Same model (ResNet-20, projection shortcuts, He-normal init), batch 128, SGD momentum 0.9 with coupled weight decay
-5e-4, lr 0.1 with a 1-epoch linear warm-up from 0.01 then a per-step cosine to 0, Polyak averaging (0.998 per
+5e-4 on conv and linear weights only, as convkit (biases and batch-norm parameters undecayed; --decay-all decays
+every parameter, PyTorch's default, as the first 40-epoch twin run of 2026-11 did), lr 0.1 with a 1-epoch linear warm-up from 0.01 then a per-step cosine to 0, Polyak averaging (0.998 per
 step, batch-norm statistics copied), per-channel normalisation fitted on the training images, 4-pixel pad-crop and
 flip, optional random erasing (noise) and label smoothing. Differences from convkit: its own seeded 45k/5k split
 (same sizes, not the same images) and PyTorch's random streams. Prints one line per epoch, then test accuracy on
@@ -130,6 +131,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--erasing", type=float, default=0.0)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--decay-all", action="store_true",
+                    help="weight decay on every parameter (PyTorch's default), not only conv and linear weights")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke test)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -150,7 +153,10 @@ def main():
     norm = lambda xb: (torch.from_numpy(np.ascontiguousarray(xb)).float() / 255 - mean) / std
     model = ResNet20()
     ema = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    decayed = lambda p: a.decay_all or p.dim() > 1
+    groups = [dict(params=[p for p in model.parameters() if decayed(p)], weight_decay=5e-4),
+              dict(params=[p for p in model.parameters() if not decayed(p)], weight_decay=0.0)]
+    opt = torch.optim.SGD([g for g in groups if g["params"]], lr=0.1, momentum=0.9)
     steps_per_epoch = math.ceil(len(tr) / 128)
     total, warm = a.epochs * steps_per_epoch, steps_per_epoch
     lr_at = lambda s: 0.1 * (0.1 + 0.9 * s / warm) if s < warm else 0.05 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))
@@ -158,7 +164,8 @@ def main():
     best, best_state, step, t0, start = -1.0, None, 0, time.time(), 1
     if a.checkpoint and a.checkpoint.exists():
         ck = torch.load(a.checkpoint, weights_only=False)
-        assert ck["args"] == same(a), f"{a.checkpoint} was saved with other arguments: {ck['args']}"
+        saved = {"decay_all": True, **ck["args"]}  # checkpoints from before the flag decayed every parameter
+        assert saved == same(a), f"{a.checkpoint} was saved with other arguments: {saved}"
         model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"]), opt.load_state_dict(ck["opt"])
         best, best_state, step, start = ck["best"], ck["best_state"], ck["step"], ck["epoch"] + 1
         rng.bit_generator.state, t0 = ck["rng"], time.time() - ck["seconds"]
