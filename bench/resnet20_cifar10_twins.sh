@@ -5,6 +5,8 @@
 # where they stopped when run again (convkit's --resume, the twin's --checkpoint), so the command can be repeated
 # until both have finished. About 3 hours per side on the 2-core dev machine when they share it.
 # Usage: bench/resnet20_cifar10_twins.sh [DIR]   (default target/runs/r12; logs: DIR/convkit.log, DIR/torch.log)
+# TWIN_ARGS adds arguments to the twin: the first pair (target/runs/r12, finished 2026-11-29) ran it with every
+# parameter weight-decayed, so it resumes only with TWIN_ARGS=--decay-all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-target/runs/r12}
@@ -19,7 +21,7 @@ else
 fi
 nice -n 19 "$bin" "${ck[@]}" >>"$dir/convkit.log" 2>&1 &
 nice -n 19 "$py" bench/resnet20_cifar10_torch.py --epochs 40 --erasing 0.5 --label-smoothing 0.1 --threads 1 \
-  --checkpoint "$dir/torch-twin.pt" >>"$dir/torch.log" 2>&1 &
+  --checkpoint "$dir/torch-twin.pt" ${TWIN_ARGS:-} >>"$dir/torch.log" 2>&1 &
 wait
 tail -n 4 "$dir/convkit.log" "$dir/torch.log"
 for tta in single flip; do
