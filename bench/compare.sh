@@ -14,10 +14,10 @@ threads=${1:-2}
 rounds=${2:-3}
 nets=${NETS:-small:128 resnet8:128 resnet20:128 resnet18:16}
 venv=target/torch-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch, numpy, PIL" 2>/dev/null; then
   echo "installing PyTorch into $venv (once)..." >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch numpy
+  "$venv/bin/pip" install -q torch numpy pillow
 fi
 [ -n "${BIN:-}" ] || cargo build --release -q
 bin=${BIN:-target/release/convkit}
