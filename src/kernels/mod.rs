@@ -20,5 +20,18 @@ pub fn threads() -> usize {
 /// `f` must be inlined into the call (a closure is): functions it calls keep the baseline.
 #[inline(always)]
 pub fn simd<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+    arch().dispatch(f)
+}
+
+/// The instruction set convkit's own kernels run with: the best this CPU has, or at most AVX2 + FMA when the
+/// environment has `CONVKIT_SIMD=avx2`. That measures, on an AVX-512 machine, the code an AVX2-only CPU (AMD Zen 3,
+/// Intel before Skylake-X) runs, whose 16 vector registers constrain kernels that 32 do not. The `gemm` crate
+/// chooses for itself.
+#[inline(always)]
+pub fn arch() -> pulp::Arch {
+    static ARCH: std::sync::OnceLock<pulp::Arch> = std::sync::OnceLock::new();
+    *ARCH.get_or_init(|| match std::env::var("CONVKIT_SIMD").as_deref() {
+        Ok("avx2") => pulp::x86::V3::try_new().map_or(pulp::Arch::Scalar, pulp::Arch::V3),
+        _ => pulp::Arch::new(),
+    })
 }

@@ -125,7 +125,7 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
 }
 
 /// Slots are padded to a multiple of this (two vectors of the widest lanes) for the products' micro-kernel, and
-/// output channels go 8 at a time through it.
+/// output channels go 8 at a time through it (4 with AVX2's 16 registers).
 const LANES: usize = 32;
 const OUTS: usize = 8;
 
@@ -137,9 +137,14 @@ const OUTS: usize = 8;
 fn products<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3]) {
     if k % OUTS == 0 {
         if let (Some(v), Some(u), Some(m)) = (T::as_f32(v), T::as_f32(u), T::as_f32_mut(m)) {
-            return pulp::Arch::new().dispatch(Products { v, u, m, c, k, t });
+            return super::arch().dispatch(Products { v, u, m, c, k, t });
         }
     }
+    products_gemm(v, u, m, [c, k, t]);
+}
+
+/// The 16 products through the `gemm` crate.
+fn products_gemm<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3]) {
     for e in 0..16 {
         let (ve, ue, me) = (&v[e * c * t..][..c * t], &u[e * c * k..][..c * k], &mut m[e * k * t..][..k * t]);
         matmul_strided(Mat::new(ve, c, t).t(), Mat::new(ue, c, k), me, 1, t as isize, false, 1);
@@ -160,30 +165,42 @@ impl pulp::WithSimd for Products<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        let Products { v, u, m, c, k, t } = self;
-        // t is a multiple of LANES, so every row of V_e and M_e is a whole number of vectors.
-        let tv = t / S::F32_LANES;
-        let (vv, _) = S::as_simd_f32s(&v[..16 * c * t]);
-        let (mm, _) = S::as_mut_simd_f32s(&mut m[..16 * k * t]);
-        for e in 0..16 {
-            for k0 in (0..k).step_by(OUTS) {
-                for j in (0..tv).step_by(2) {
-                    let mut acc = [[simd.splat_f32s(0.0); 2]; OUTS];
-                    for ci in 0..c {
-                        let row = (e * c + ci) * tv + j;
-                        let (x0, x1) = (vv[row], vv[row + 1]);
-                        let w: &[f32; OUTS] = u[(e * c + ci) * k + k0..][..OUTS].try_into().expect("OUTS weights");
-                        for (a, &w) in acc.iter_mut().zip(w) {
-                            let w = simd.splat_f32s(w);
-                            a[0] = simd.mul_add_e_f32s(w, x0, a[0]);
-                            a[1] = simd.mul_add_e_f32s(w, x1, a[1]);
-                        }
+        // A block of `outs` channels x 2 vectors stays in registers, with the 2 input vectors and a broadcast
+        // weight: 8 channels (19 registers) where there are 32 (AVX-512), 4 (11) where there are 16 (AVX2),
+        // which 8 would overflow into stack spills inside the loop.
+        if S::F32_LANES >= 16 {
+            products_block::<S, OUTS>(simd, self)
+        } else {
+            products_block::<S, { OUTS / 2 }>(simd, self)
+        }
+    }
+}
+
+#[inline(always)]
+fn products_block<S: pulp::Simd, const O: usize>(simd: S, p: Products<'_>) {
+    let Products { v, u, m, c, k, t } = p;
+    // t is a multiple of LANES, so every row of V_e and M_e is a whole number of vectors.
+    let tv = t / S::F32_LANES;
+    let (vv, _) = S::as_simd_f32s(&v[..16 * c * t]);
+    let (mm, _) = S::as_mut_simd_f32s(&mut m[..16 * k * t]);
+    for e in 0..16 {
+        for k0 in (0..k).step_by(O) {
+            for j in (0..tv).step_by(2) {
+                let mut acc = [[simd.splat_f32s(0.0); 2]; O];
+                for ci in 0..c {
+                    let row = (e * c + ci) * tv + j;
+                    let (x0, x1) = (vv[row], vv[row + 1]);
+                    let w: &[f32; O] = u[(e * c + ci) * k + k0..][..O].try_into().expect("O weights");
+                    for (a, &w) in acc.iter_mut().zip(w) {
+                        let w = simd.splat_f32s(w);
+                        a[0] = simd.mul_add_e_f32s(w, x0, a[0]);
+                        a[1] = simd.mul_add_e_f32s(w, x1, a[1]);
                     }
-                    for (kk, a) in acc.iter().enumerate() {
-                        let out = (e * k + k0 + kk) * tv + j;
-                        mm[out] = a[0];
-                        mm[out + 1] = a[1];
-                    }
+                }
+                for (kk, a) in acc.iter().enumerate() {
+                    let out = (e * k + k0 + kk) * tv + j;
+                    mm[out] = a[0];
+                    mm[out + 1] = a[1];
                 }
             }
         }
@@ -366,6 +383,27 @@ mod tests {
             let want = direct(&x, [c, h, w], &wt, k);
             let worst = y.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-4, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
+        }
+    }
+
+    #[test]
+    fn both_register_blocks_equal_the_general_products() {
+        // The micro-kernel's blocks of 8 (AVX-512) and 4 (AVX2) output channels, run here with one-lane vectors
+        // (the index arithmetic is the same at every width), against the `gemm` crate's products.
+        let (c, k, t) = (5, 16, 2 * LANES);
+        let v: Vec<f32> = values(16 * c * t, 8).iter().map(|&a| a as f32).collect();
+        let u: Vec<f32> = values(16 * c * k, 9).iter().map(|&a| a as f32).collect();
+        let mut want = vec![0f32; 16 * k * t];
+        products_gemm(&v, &u, &mut want, [c, k, t]);
+        for outs in [4, 8] {
+            let mut m = vec![f32::NAN; 16 * k * t];
+            let p = Products { v: &v, u: &u, m: &mut m, c, k, t };
+            match outs {
+                4 => products_block::<_, 4>(pulp::Scalar::new(), p),
+                _ => products_block::<_, 8>(pulp::Scalar::new(), p),
+            }
+            let worst = m.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "block of {outs}: off by {worst}");
         }
     }
 
