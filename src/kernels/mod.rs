@@ -32,6 +32,10 @@ pub fn arch() -> pulp::Arch {
     static ARCH: std::sync::OnceLock<pulp::Arch> = std::sync::OnceLock::new();
     *ARCH.get_or_init(|| match std::env::var("CONVKIT_SIMD").as_deref() {
         Ok("avx2") => pulp::x86::V3::try_new().map_or(pulp::Arch::Scalar, pulp::Arch::V3),
-        _ => pulp::Arch::new(),
+        Ok(other) => {
+            tracing::warn!("CONVKIT_SIMD={other:?} is not understood (only \"avx2\" is); using the best this CPU has");
+            pulp::Arch::new()
+        }
+        Err(_) => pulp::Arch::new(),
     })
 }
