@@ -10,12 +10,12 @@ continues exactly as it would have.
 
 Same model (ResNet-20, projection shortcuts, He-normal init), batch 128, SGD momentum 0.9 with coupled weight decay
 5e-4 on conv and linear weights only, as convkit (biases and batch-norm parameters undecayed; --decay-all decays
-every parameter, PyTorch's default, as the first 40-epoch twin run of 2026-11 did), lr 0.1 with a 1-epoch linear warm-up from 0.01 then a per-step cosine to 0, Polyak averaging (0.998 per
-step, batch-norm statistics copied), per-channel normalisation fitted on the training images, 4-pixel pad-crop and
-flip, optional random erasing (noise) and label smoothing. Differences from convkit: its own seeded 45k/5k split
-(same sizes, not the same images) and PyTorch's random streams. Prints one line per epoch, then test accuracy on
-one view and with mirror averaging, for the best-validation and the Polyak weights. Needs only torch, numpy and
-Pillow (no torchvision).
+every parameter, PyTorch's default, as the first 40-epoch twin run of 2026-11 did), lr 0.1 with a 1-epoch linear
+warm-up from 0.01 then a per-step cosine to 0, Polyak averaging (0.998 per step, batch-norm statistics copied),
+per-channel normalisation fitted on the training images, 4-pixel pad-crop and flip, optional random erasing (noise)
+and label smoothing. Differences from convkit: its own seeded 45k/5k split (same sizes, not the same images) and
+PyTorch's random streams. Prints one line per epoch, then test accuracy on one view and with mirror averaging, for
+the best-validation and the Polyak weights. Needs only torch, numpy and Pillow (no torchvision).
 """
 import argparse
 import copy

@@ -165,7 +165,7 @@ impl pulp::WithSimd for Products<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        // A block of `outs` channels x 2 vectors stays in registers, with the 2 input vectors and a broadcast
+        // A block of `O` output channels x 2 vectors stays in registers, with the 2 input vectors and a broadcast
         // weight: 8 channels (19 registers) where there are 32 (AVX-512), 4 (11) where there are 16 (AVX2),
         // which 8 would overflow into stack spills inside the loop.
         if S::F32_LANES >= 16 {
@@ -395,13 +395,12 @@ mod tests {
         let u: Vec<f32> = values(16 * c * k, 9).iter().map(|&a| a as f32).collect();
         let mut want = vec![0f32; 16 * k * t];
         products_gemm(&v, &u, &mut want, [c, k, t]);
-        for outs in [4, 8] {
+        fn block<const O: usize>(v: &[f32], u: &[f32], [c, k, t]: [usize; 3]) -> Vec<f32> {
             let mut m = vec![f32::NAN; 16 * k * t];
-            let p = Products { v: &v, u: &u, m: &mut m, c, k, t };
-            match outs {
-                4 => products_block::<_, 4>(pulp::Scalar::new(), p),
-                _ => products_block::<_, 8>(pulp::Scalar::new(), p),
-            }
+            products_block::<_, O>(pulp::Scalar::new(), Products { v, u, m: &mut m, c, k, t });
+            m
+        }
+        for (outs, m) in [(4, block::<4>(&v, &u, [c, k, t])), (8, block::<8>(&v, &u, [c, k, t]))] {
             let worst = m.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(worst < 1e-5, "block of {outs}: off by {worst}");
         }
