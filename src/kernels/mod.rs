@@ -4,6 +4,7 @@
 
 pub mod depthwise;
 pub mod elementwise;
+pub mod filter_grad;
 pub mod gemm;
 pub mod im2col;
 pub mod reduce;

@@ -9,7 +9,7 @@ use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, col2im_pitched, im2col, im2col_pitched, Geometry};
 use crate::kernels::threads;
-use crate::kernels::{depthwise, reduce, simd, winograd};
+use crate::kernels::{depthwise, filter_grad, reduce, simd, winograd};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -461,6 +461,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         // dX of a Winograd conv is itself one, a chunk of images at a time; im2col stays for dW.
         let wino = self.is_winograd() && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
+        let direct_dw = wino && want_dw && filter_grad::applies::<T>(cout);
         let stack = self.images_per_gemm(&g, n);
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
@@ -473,10 +474,17 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 let mut dw = if want_dw { T::pool().take_zeroed(w.len()) } else { Vec::new() };
                 let mut db = vec![T::zero(); if want_db { cout } else { 0 }];
                 if wino {
-                    // dX of the whole slice at once, so that the products see many tiles.
+                    // dX of the whole slice at once, so that the products see many tiles; dW from the same
+                    // (gated) output gradient, directly, where that kernel applies.
                     let mut all = if relu { T::pool().take(dyc.len()) } else { Vec::new() };
                     let dy_all = if relu { relu_gate(dyc, yc, &mut all) } else { dyc };
                     winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, false);
+                    let direct = (T::as_f32(xc), T::as_f32(dy_all), T::as_f32_mut(&mut dw));
+                    if let (true, Some(x32), Some(dy32), Some(dw32)) = (direct_dw, direct.0, direct.1, direct.2) {
+                        filter_grad::accumulate(x32, dy32, [g.c, g.h, g.w], cout, dw32);
+                        T::pool().give(all);
+                        return (dw, db);
+                    }
                     T::pool().give(all);
                 }
                 if stack > 1 {
@@ -692,6 +700,29 @@ mod tests {
             assert!(rep.judged_error() < 1e-6, "{cfg:?} ({path:?})\n{rep}");
             // A fused ReLU can put a pre-activation within h of zero; the checker skips and counts those.
             assert!(rep.kinks_skipped() <= usize::from(cfg.relu) * 3, "{rep}");
+        }
+    }
+
+    /// In f32 with 16 output channels, a Winograd conv's dW comes from `kernels::filter_grad`; im2col's GEMM
+    /// (the Winograd path off) is the reference, with and without the fused ReLU.
+    #[test]
+    fn the_direct_filter_gradient_equals_im2col_in_f32() {
+        for cfg in [
+            Conv2dConfig::new(5, 16, 3).padding(1).bias(false),
+            Conv2dConfig::new(3, 32, 3).padding(1).bias(false).relu(),
+        ] {
+            let x = Tensor::from_fn(&[6, cfg.in_channels, 9, 8], |i| ((i * 37 % 101) as f32 / 50.0) - 1.0);
+            let dw = |winograd| {
+                let mut conv = cfg.build::<f32>(&mut rng(4)).unwrap();
+                conv.winograd = winograd;
+                let y = conv.forward(&x, Mode::Train);
+                let dy = Tensor::from_fn(y.shape(), |i| ((i * 17 % 23) as f32 / 11.0) - 1.0);
+                conv.backward(&x, &y, &dy);
+                conv.weight.grad.data().to_vec()
+            };
+            let (direct, im2col) = (dw(true), dw(false));
+            let err = direct.iter().zip(&im2col).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+            assert!(err < 1e-5, "{cfg:?}: dW differs by {err}");
         }
     }
 
