@@ -1,5 +1,5 @@
-//! The filter gradient of a 3x3 stride-1 "same" convolution, computed directly:
-//! `dW[k][c][ky][kx] = sum over images and pixels of dY[k][oy][ox] x[c][oy + ky - 1][ox + kx - 1]`.
+//! The filter gradient of a 3x3 convolution (any stride and zero padding), computed directly:
+//! `dW[k][c][ky][kx] = sum over images and output pixels of dY[k][oy][ox] x[c][s oy + ky - p][s ox + kx - p]`.
 //!
 //! im2col + GEMM writes every input pixel out 9 times, then the GEMM packs those columns again, for products only
 //! 16-64 channels wide: about half the machine's peak on the CIFAR ResNets. Here the output gradient is turned
@@ -7,34 +7,49 @@
 //! `vectors x 9 taps` accumulators stays in registers while every pixel adds `dY[pixel] * x[tap]`, the input value
 //! broadcast: one multiply-add per K/lanes and tap, nothing written until the channel is done.
 
+use super::im2col::Geometry;
 use crate::tensor::Float;
 
-/// Whether `accumulate` takes this convolution: f32 (f64 gradient checks keep im2col) and output channels in
+/// Whether `accumulate` takes this convolution: 3x3, f32 (f64 gradient checks keep im2col) and output channels in
 /// whole vectors of every width (16 covers AVX-512's 16 lanes and AVX2's 8).
-pub fn applies<T: Float>(k: usize) -> bool {
-    T::as_f32(&[]).is_some() && k % 16 == 0
+pub fn applies<T: Float>(g: &Geometry, k: usize) -> bool {
+    g.kh == 3 && g.kw == 3 && T::as_f32(&[]).is_some() && k % 16 == 0
 }
 
 /// Adds the filter gradient of a slice of images to `dw`, laid out `[C][3][3][K]` (the transpose of the weights,
-/// as the im2col path accumulates it). `x` is `[n][C][h][w]`, `dy` `[n][K][h][w]`; `applies::<f32>(k)` must hold.
-pub fn accumulate(x: &[f32], dy: &[f32], [c, h, w]: [usize; 3], k: usize, dw: &mut [f32]) {
-    assert!(k % 16 == 0 && dw.len() == c * 9 * k, "filter_grad: K = {k} is not a multiple of 16");
-    let (plane, padded) = (h * w, (h + 2) * (w + 2));
+/// as the im2col path accumulates it). `x` is `[n][C][h][w]`, `dy` `[n][K][ho][wo]`; `applies::<f32>` must hold.
+pub fn accumulate(x: &[f32], dy: &[f32], g: &Geometry, k: usize, dw: &mut [f32]) {
+    assert!(
+        applies::<f32>(g, k) && dw.len() == g.c * 9 * k,
+        "filter_grad: {g:?} -> {k} is not a 3x3 conv with K a multiple of 16"
+    );
+    let (c, (ho, wo)) = (g.c, g.out_hw());
+    let (plane, out_plane, pw) = (g.h * g.w, ho * wo, g.w + 2 * g.pad);
+    let padded = (g.h + 2 * g.pad) * pw;
     let pool = f32::pool();
     // The border stays zero; the interior is rewritten for every image.
-    let (mut xp, mut dyt) = (pool.take_zeroed(c * padded), pool.take(plane * k));
-    for (xi, dyi) in x.chunks_exact(c * plane).zip(dy.chunks_exact(k * plane)) {
+    let (mut xp, mut dyt) = (pool.take_zeroed(c * padded), pool.take(out_plane * k));
+    for (xi, dyi) in x.chunks_exact(c * plane).zip(dy.chunks_exact(k * out_plane)) {
         for (src, dst) in xi.chunks_exact(plane).zip(xp.chunks_exact_mut(padded)) {
-            for (row, out) in src.chunks_exact(w).zip(dst[w + 2..].chunks_exact_mut(w + 2)) {
-                out[1..=w].copy_from_slice(row);
+            for (row, out) in src.chunks_exact(g.w).zip(dst[g.pad * pw..].chunks_exact_mut(pw)) {
+                out[g.pad..][..g.w].copy_from_slice(row);
             }
         }
-        for (ko, plane_k) in dyi.chunks_exact(plane).enumerate() {
+        for (ko, plane_k) in dyi.chunks_exact(out_plane).enumerate() {
             for (p, &v) in plane_k.iter().enumerate() {
                 dyt[p * k + ko] = v;
             }
         }
-        super::arch().dispatch(Image { xp: &xp, dyt: &dyt, h, w, k, dw: &mut *dw });
+        super::arch().dispatch(Image {
+            xp: &xp,
+            dyt: &dyt,
+            pw,
+            padded,
+            out: [ho, wo],
+            stride: g.stride,
+            k,
+            dw: &mut *dw,
+        });
     }
     pool.give(xp);
     pool.give(dyt);
@@ -44,8 +59,11 @@ pub fn accumulate(x: &[f32], dy: &[f32], [c, h, w]: [usize; 3], k: usize, dw: &m
 struct Image<'a> {
     xp: &'a [f32],
     dyt: &'a [f32],
-    h: usize,
-    w: usize,
+    /// Padded row length and plane size.
+    pw: usize,
+    padded: usize,
+    out: [usize; 2],
+    stride: usize,
     k: usize,
     dw: &'a mut [f32],
 }
@@ -67,21 +85,21 @@ impl pulp::WithSimd for Image<'_> {
 
 #[inline(always)]
 fn block<S: pulp::Simd, const V: usize>(simd: S, im: Image<'_>) {
-    let Image { xp, dyt, h, w, k, dw } = im;
-    let (pw, kv) = (w + 2, k / S::F32_LANES);
+    let Image { xp, dyt, pw, padded, out: [h, w], stride, k, dw } = im;
+    let kv = k / S::F32_LANES;
     let (dyv, _) = S::as_simd_f32s(dyt);
     let (dwv, _) = S::as_mut_simd_f32s(dw);
     for k0 in (0..kv).step_by(V) {
-        for (ci, xc) in xp.chunks_exact((h + 2) * pw).enumerate() {
+        for (ci, xc) in xp.chunks_exact(padded).enumerate() {
             let mut acc = [[simd.splat_f32s(0.0); 9]; V];
             for oy in 0..h {
-                // The three input rows under output row oy, cut to one length so that every index is in bounds.
-                let rows: [&[f32]; 3] = std::array::from_fn(|ky| &xc[(oy + ky) * pw..][..pw]);
+                // The three input rows under output row oy.
+                let rows: [&[f32]; 3] = std::array::from_fn(|ky| &xc[(stride * oy + ky) * pw..][..pw]);
                 let d_row = &dyv[oy * w * kv..][..w * kv];
                 for ox in 0..w {
                     let d: [S::f32s; V] = std::array::from_fn(|v| d_row[ox * kv + k0 + v]);
                     for (tap, row) in (0..9).map(|t| (t, rows[t / 3])) {
-                        let x = simd.splat_f32s(row[ox + tap % 3]);
+                        let x = simd.splat_f32s(row[stride * ox + tap % 3]);
                         for v in 0..V {
                             acc[v][tap] = simd.mul_add_e_f32s(d[v], x, acc[v][tap]);
                         }
@@ -103,21 +121,18 @@ mod tests {
     use super::*;
 
     /// The definition, in f64.
-    fn direct(x: &[f64], dy: &[f64], [c, h, w]: [usize; 3], k: usize) -> Vec<f64> {
-        let n = x.len() / (c * h * w);
+    fn direct(x: &[f64], dy: &[f64], g: &Geometry, k: usize) -> Vec<f64> {
+        let ((ho, wo), c) = (g.out_hw(), g.c);
+        let n = x.len() / (c * g.h * g.w);
         let mut dw = vec![0.0; c * 9 * k];
-        for b in 0..n {
-            for (ko, ci, ky, kx) in
-                (0..k).flat_map(|a| (0..c).flat_map(move |b| (0..9).map(move |t| (a, b, t / 3, t % 3))))
-            {
-                for oy in 0..h {
-                    for ox in 0..w {
-                        let (iy, ix) = (oy + ky, ox + kx);
-                        if (1..=h).contains(&iy) && (1..=w).contains(&ix) {
-                            dw[((ci * 3 + ky) * 3 + kx) * k + ko] +=
-                                dy[((b * k + ko) * h + oy) * w + ox] * x[((b * c + ci) * h + iy - 1) * w + ix - 1];
-                        }
-                    }
+        for (b, ko, ci, tap) in
+            (0..n).flat_map(|b| (0..k).flat_map(move |ko| (0..c * 9).map(move |t| (b, ko, t / 9, t % 9))))
+        {
+            for (oy, ox) in (0..ho).flat_map(|oy| (0..wo).map(move |ox| (oy, ox))) {
+                let (iy, ix) = (g.stride * oy + tap / 3, g.stride * ox + tap % 3);
+                if (g.pad..g.h + g.pad).contains(&iy) && (g.pad..g.w + g.pad).contains(&ix) {
+                    dw[(ci * 9 + tap) * k + ko] += dy[((b * k + ko) * ho + oy) * wo + ox]
+                        * x[((b * c + ci) * g.h + iy - g.pad) * g.w + ix - g.pad];
                 }
             }
         }
@@ -130,16 +145,19 @@ mod tests {
 
     #[test]
     fn equals_the_definition_and_accumulates() {
-        // K of one vector and of two (both register blocks on AVX-512), odd and tiny planes.
-        for (n, c, k, h, w) in [(2, 3, 16, 6, 6), (1, 5, 32, 5, 7), (3, 2, 64, 1, 1), (2, 16, 48, 8, 8)] {
-            let (x, dy) = (values(n * c * h * w, 1), values(n * k * h * w, 2));
+        // K of one vector and of two (both register blocks on AVX-512), odd and tiny planes, stride 2, no padding.
+        let cases = [(2, 3, 16, 6, 6, 1, 1), (1, 5, 32, 5, 7, 1, 1), (3, 2, 64, 1, 1, 1, 1), (2, 16, 48, 8, 8, 1, 1)];
+        for (n, c, k, h, w, stride, pad) in cases.into_iter().chain([(2, 3, 32, 7, 6, 2, 1), (1, 4, 16, 6, 5, 1, 0)]) {
+            let g = Geometry { c, h, w, kh: 3, kw: 3, stride, pad };
+            let (ho, wo) = g.out_hw();
+            let (x, dy) = (values(n * c * h * w, 1), values(n * k * ho * wo, 2));
             let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             // dw starts at 1: the gradient is added to it.
             let mut dw = vec![1f32; c * 9 * k];
-            accumulate(&f(&x), &f(&dy), [c, h, w], k, &mut dw);
-            let want = direct(&x, &dy, [c, h, w], k);
+            accumulate(&f(&x), &f(&dy), &g, k, &mut dw);
+            let want = direct(&x, &dy, &g, k);
             let worst = dw.iter().zip(&want).map(|(&a, b)| (a as f64 - 1.0 - b).abs()).fold(0.0, f64::max);
-            assert!(worst < 1e-4, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
+            assert!(worst < 1e-4, "{g:?} x {n} -> {k}: off by {worst}");
         }
     }
 }

@@ -107,7 +107,15 @@ impl Conv2dConfig {
         let weight =
             Param::new(c.init.tensor(&shape, cin_g * area, c.out_channels / c.groups * area, rng), ParamKind::Weight);
         let bias = c.bias.then(|| Param::new(Tensor::zeros(&[c.out_channels]), ParamKind::Bias));
-        Ok(Conv2d { cfg: c.clone(), weight, bias, skip_dx: false, winograd: WINOGRAD, stack_columns: STACK_COLUMNS })
+        Ok(Conv2d {
+            cfg: c.clone(),
+            weight,
+            bias,
+            skip_dx: false,
+            winograd: WINOGRAD,
+            stack_columns: STACK_COLUMNS,
+            direct_dw: true,
+        })
     }
 }
 
@@ -121,6 +129,9 @@ pub struct Conv2d<T: Float> {
     winograd: bool,
     /// `STACK_COLUMNS` by default; tests also run 0 (never stack).
     stack_columns: usize,
+    /// dW of 3x3 convs through `kernels::filter_grad` where it applies (f32, K a multiple of 16); tests turn it off
+    /// to compare with im2col.
+    direct_dw: bool,
 }
 
 /// The gradient through a fused ReLU: `dy` where the output `y` is positive, else zero, written to `out`.
@@ -461,7 +472,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         // dX of a Winograd conv is itself one, a chunk of images at a time; im2col stays for dW.
         let wino = self.is_winograd() && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
-        let direct_dw = wino && want_dw && filter_grad::applies::<T>(cout);
+        let direct_dw = self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout);
         let stack = self.images_per_gemm(&g, n);
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
@@ -473,23 +484,31 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             .map(|(((dxc, xc), dyc), yc)| {
                 let mut dw = if want_dw { T::pool().take_zeroed(w.len()) } else { Vec::new() };
                 let mut db = vec![T::zero(); if want_db { cout } else { 0 }];
+                // Through a fused ReLU, the output gradient is gated once for the whole slice when the kernels
+                // below take it whole.
+                let mut all = if relu && (wino || direct_dw) { T::pool().take(dyc.len()) } else { Vec::new() };
+                let dy_all = if all.is_empty() { dyc } else { relu_gate(dyc, yc, &mut all) };
                 if wino {
-                    // dX of the whole slice at once, so that the products see many tiles; dW from the same
-                    // (gated) output gradient, directly, where that kernel applies.
-                    let mut all = if relu { T::pool().take(dyc.len()) } else { Vec::new() };
-                    let dy_all = if relu { relu_gate(dyc, yc, &mut all) } else { dyc };
+                    // dX of the whole slice at once, so that the products see many tiles.
                     winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, false);
-                    let direct = (T::as_f32(xc), T::as_f32(dy_all), T::as_f32_mut(&mut dw));
-                    if let (true, Some(x32), Some(dy32), Some(dw32)) = (direct_dw, direct.0, direct.1, direct.2) {
-                        filter_grad::accumulate(x32, dy32, [g.c, g.h, g.w], cout, dw32);
-                        T::pool().give(all);
-                        return (dw, db);
-                    }
-                    T::pool().give(all);
+                }
+                if direct_dw {
+                    let f32s = (T::as_f32(xc), T::as_f32(dy_all), T::as_f32_mut(&mut dw));
+                    let (Some(x32), Some(dy32), Some(dw32)) = f32s else {
+                        unreachable!("filter_grad applies to f32 only")
+                    };
+                    filter_grad::accumulate(x32, dy32, &g, cout, dw32);
+                }
+                T::pool().give(all);
+                // Winograd's convs have no bias: nothing is left unless dW still needs im2col.
+                let im2col_dw = want_dw && !direct_dw;
+                if wino && !im2col_dw {
+                    return (dw, db);
                 }
                 if stack > 1 {
                     let want_dx = !skip_dx && !wino;
-                    self.backward_stacked(&g, [xc, dyc, yc], dxc, &mut dw, &mut db, n, stack, want_dx);
+                    let dw_here = if im2col_dw { &mut dw[..] } else { &mut [] };
+                    self.backward_stacked(&g, [xc, dyc, yc], dxc, dw_here, &mut db, n, stack, want_dx);
                     return (dw, db);
                 }
                 let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
@@ -506,7 +525,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                                 *d += row.iter().copied().sum::<T>();
                             }
                         }
-                        if want_dw {
+                        if im2col_dw {
                             let xg = &xi[grp * in_len..][..in_len];
                             let src: &[T] = if g.is_pointwise() {
                                 xg
@@ -703,26 +722,34 @@ mod tests {
         }
     }
 
-    /// In f32 with 16 output channels, a Winograd conv's dW comes from `kernels::filter_grad`; im2col's GEMM
-    /// (the Winograd path off) is the reference, with and without the fused ReLU.
+    /// In f32 with output channels a multiple of 16, a 3x3 conv's dW comes from `kernels::filter_grad`; im2col's
+    /// GEMM is the reference: Winograd-shaped, with the fused ReLU, strided (stacked images and not), with a bias.
     #[test]
     fn the_direct_filter_gradient_equals_im2col_in_f32() {
-        for cfg in [
+        let configs = [
             Conv2dConfig::new(5, 16, 3).padding(1).bias(false),
             Conv2dConfig::new(3, 32, 3).padding(1).bias(false).relu(),
-        ] {
-            let x = Tensor::from_fn(&[6, cfg.in_channels, 9, 8], |i| ((i * 37 % 101) as f32 / 50.0) - 1.0);
-            let dw = |winograd| {
+            Conv2dConfig::new(4, 16, 3).padding(1).stride(2).relu(),
+            Conv2dConfig::new(2, 16, 3).stride(2).bias(false),
+        ];
+        for (cfg, size) in configs.into_iter().flat_map(|c| [(c.clone(), 9), (c, 34)]) {
+            let x = Tensor::from_fn(&[6, cfg.in_channels, size, size - 1], |i| ((i * 37 % 101) as f32 / 50.0) - 1.0);
+            let grads = |direct_dw| {
                 let mut conv = cfg.build::<f32>(&mut rng(4)).unwrap();
-                conv.winograd = winograd;
+                conv.direct_dw = direct_dw;
                 let y = conv.forward(&x, Mode::Train);
                 let dy = Tensor::from_fn(y.shape(), |i| ((i * 17 % 23) as f32 / 11.0) - 1.0);
-                conv.backward(&x, &y, &dy);
-                conv.weight.grad.data().to_vec()
+                let dx = conv.backward(&x, &y, &dy);
+                let db = conv.bias.as_ref().map(|b| b.grad.data().to_vec()).unwrap_or_default();
+                [conv.weight.grad.data().to_vec(), dx.data().to_vec(), db]
             };
-            let (direct, im2col) = (dw(true), dw(false));
-            let err = direct.iter().zip(&im2col).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
-            assert!(err < 1e-5, "{cfg:?}: dW differs by {err}");
+            let (direct, im2col) = (grads(true), grads(false));
+            for (what, (a, b)) in ["dW", "dx", "db"].iter().zip(direct.iter().zip(&im2col)) {
+                // Relative to the largest value: sums of thousands of f32 terms, in another order.
+                let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max) / scale;
+                assert!(err < 1e-5, "{cfg:?} on {size}: {what} differs by {err} of the largest");
+            }
         }
     }
 
