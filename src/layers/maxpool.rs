@@ -67,22 +67,22 @@ fn pool2x2<T: Float>(xp: &[T], w: usize, ho: usize, wo: usize, yp: &mut [T], ap:
         for ow in 0..wo {
             let c = 2 * ow;
             let (mut best, mut bi) = (r0[c], 2 * oh * w + c);
-            if r0[c + 1] > best {
-                best = r0[c + 1];
-                bi += 1;
-            }
-            if r1[c] > best {
-                best = r1[c];
-                bi = (2 * oh + 1) * w + c;
-            }
-            if r1[c + 1] > best {
-                best = r1[c + 1];
-                bi = (2 * oh + 1) * w + c + 1;
-            }
+            keep_larger(&mut best, &mut bi, r0[c + 1], 2 * oh * w + c + 1);
+            keep_larger(&mut best, &mut bi, r1[c], (2 * oh + 1) * w + c);
+            keep_larger(&mut best, &mut bi, r1[c + 1], (2 * oh + 1) * w + c + 1);
             yr[ow] = best;
             ar[ow] = bi as u32;
         }
     }
+}
+
+/// `(best, at) = (v, i)` if `v > best`, as selects rather than a branch: which value of a window is largest is
+/// a coin toss on real data, and mispredicted branches made `resnet18`'s 3x3 stem pool 6% of its training step.
+#[inline(always)]
+fn keep_larger<T: Float>(best: &mut T, at: &mut usize, v: T, i: usize) {
+    let larger = v > *best;
+    *best = if larger { v } else { *best };
+    *at = if larger { i } else { *at };
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -107,11 +107,7 @@ fn pool_any<T: Float>(
             let (mut best, mut bi) = (T::neg_infinity(), hs * w + ws);
             for ih in hs..he {
                 for iw in ws..we {
-                    let v = xp[ih * w + iw];
-                    if v > best {
-                        best = v;
-                        bi = ih * w + iw;
-                    }
+                    keep_larger(&mut best, &mut bi, xp[ih * w + iw], ih * w + iw);
                 }
             }
             yp[oh * wo + ow] = best;
