@@ -4,7 +4,7 @@
 //! so a single test image gets a deterministic answer.
 
 use super::{join, BufferVisitor, Layer, Mode, Param, ParamKind, ParamVisitor};
-use crate::kernels::reduce;
+use crate::kernels::{reduce, simd};
 use crate::tensor::{bcs, Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -197,19 +197,22 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
             // Per-channel mean and (biased) variance in one pass: shifted sums (shift = the channel's first value)
             // in f64, so large means do not cancel catastrophically. (Sequential sums: the gradient checks of
             // whole blocks sit at the noise floor of their finite differences, and summing in lanes instead moves
-            // that noise across the checks' threshold.)
+            // that noise across the checks' threshold. So f64, the checks' type, sums in sequence; f32 training
+            // in lanes, which vectorise.)
+            let lanes = T::as_f32(&[]).is_some();
             let stats: Vec<(T, T)> = (0..c)
                 .into_par_iter()
                 .map(|ch| {
                     let shift = x.data()[ch * s];
                     let (mut s1, mut s2) = (0f64, 0f64);
                     for i in 0..b {
-                        let (mut p1, mut p2) = (T::zero(), T::zero());
-                        for &v in &x.data()[(i * c + ch) * s..][..s] {
-                            let d = v - shift;
-                            p1 += d;
-                            p2 += d * d;
-                        }
+                        let xp = &x.data()[(i * c + ch) * s..][..s];
+                        let [p1, p2] = if lanes {
+                            simd(|| reduce::sums([xp], |[v]| [v - shift, (v - shift) * (v - shift)]))
+                        } else {
+                            let sums = |[p1, p2]: [T; 2], &v: &T| [p1 + (v - shift), p2 + (v - shift) * (v - shift)];
+                            xp.iter().fold([T::zero(); 2], sums)
+                        };
                         s1 += p1.to_f64();
                         s2 += p2.to_f64();
                     }
