@@ -26,7 +26,7 @@ const MAX_CHANNEL_PAIRS: usize = 256 * 64;
 pub fn accumulate(x: &[f32], dy: &[f32], g: &Geometry, k: usize, dw: &mut [f32]) {
     assert!(
         applies::<f32>(g, k) && dw.len() == g.c * 9 * k,
-        "filter_grad: {g:?} -> {k} is not a 3x3 conv with K a multiple of 16"
+        "filter_grad does not apply to {g:?} -> {k} channels (see `applies`)"
     );
     let (c, (ho, wo)) = (g.c, g.out_hw());
     let (plane, out_plane, pw) = (g.h * g.w, ho * wo, g.w + 2 * g.pad);

@@ -129,8 +129,8 @@ pub struct Conv2d<T: Float> {
     winograd: bool,
     /// `STACK_COLUMNS` by default; tests also run 0 (never stack).
     stack_columns: usize,
-    /// dW of 3x3 convs through `kernels::filter_grad` where it applies (f32, K a multiple of 16); tests turn it off
-    /// to compare with im2col.
+    /// dW of 3x3 convs through `kernels::filter_grad` where it applies (f32, K a multiple of 16, a gradient that
+    /// fits L2); tests turn it off to compare with im2col.
     direct_dw: bool,
 }
 
@@ -469,7 +469,8 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let skip_dx = self.skip_dx;
         let relu = self.cfg.relu;
         let mut dx = if skip_dx { Tensor::zeros(x.shape()) } else { Tensor::uninit(x.shape()) };
-        // dX of a Winograd conv is itself one, a chunk of images at a time; im2col stays for dW.
+        // dX of a Winograd conv is itself one, a chunk of images at a time. dW comes from `filter_grad` where that
+        // applies, else from im2col.
         let wino = self.is_winograd() && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
         let direct_dw = self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout);
