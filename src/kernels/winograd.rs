@@ -10,7 +10,7 @@
 //! The input gradient of such a convolution is again one (with each kernel turned 180 degrees and the channel roles
 //! swapped), so `input_grad_weights` serves backward with the same kernel.
 //!
-//! `Conv2d` uses it for 3x3 stride-1 convs without bias (`WINOGRAD` in `layers/conv.rs`; measured in
+//! `Conv2d` uses it for the forward pass of 3x3 stride-1 convs and the input gradient of those without a bias (`WINOGRAD` in `layers/conv.rs`; measured in
 //! ARCHITECTURE.md); the conv tests run both paths.
 
 use super::gemm::{matmul_strided, Mat};
@@ -86,9 +86,9 @@ impl Tiles {
 }
 
 /// `y = conv3x3(x, u)` with stride 1 and zero padding 1 for a slice of images: `x` is `[n][C][h][w]`, `y`
-/// `[n][K][h][w]`, `u` from `weights`. With `relu`, negative outputs are set to zero. Its scratch comes from the
-/// tensor pool, so a training step reuses the previous step's.
-pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], relu: bool) {
+/// `[n][K][h][w]`, `u` from `weights`. `bias` (K values) is added, then with `relu` negative outputs are set to
+/// zero. Its scratch comes from the tensor pool, so a training step reuses the previous step's.
+pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], bias: Option<&[T]>, relu: bool) {
     let tl = Tiles::new(h, w);
     let n = x.len() / (c * h * w).max(1);
     let group = group_size(c, k, tl.slots);
@@ -115,7 +115,8 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
                 for i in 0..imgs {
                     for ko in 0..k {
                         let out = &mut y[((first + i) * k + ko) * h * w..][..h * w];
-                        transform_output(&m, &mut tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out, relu);
+                        let b = bias.map(|b| b[ko]);
+                        transform_output(&m, &mut tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out, (b, relu));
                     }
                 }
             }
@@ -267,7 +268,7 @@ fn transform_output<T: Float>(
     e_stride: usize,
     [h, w]: [usize; 2],
     out: &mut [T],
-    relu: bool,
+    (bias, relu): (Option<T>, bool),
 ) {
     let n = tl.slots;
     let g = |e: usize| &m[e * e_stride + at..][..n];
@@ -286,8 +287,11 @@ fn transform_output<T: Float>(
         zip4(&mut y[2 * r * n..][..n], col(0), col(1), col(2), |a, b, c| a + b + c);
         zip4(&mut y[(2 * r + 1) * n..][..n], col(1), col(2), col(3), |a, b, c| a - b - c);
     }
-    if relu {
-        y.iter_mut().for_each(|v| *v = v.max(T::zero()));
+    match (bias, relu) {
+        (Some(b), true) => y.iter_mut().for_each(|v| *v = (*v + b).max(T::zero())),
+        (Some(b), false) => y.iter_mut().for_each(|v| *v += b),
+        (None, true) => y.iter_mut().for_each(|v| *v = v.max(T::zero())),
+        (None, false) => {}
     }
     for yy in 0..h {
         let (i, r) = (yy / 2, yy % 2);
@@ -361,13 +365,17 @@ mod tests {
             let x = values(n * c * h * w, 1);
             let wt = values(k * c * 9, 2);
             let mut y = vec![f64::NAN; n * k * h * w];
-            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut y, false);
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut y, None, false);
             let want = direct(&x, [c, h, w], &wt, k);
             let worst = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-12, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
-            let mut r = vec![0.0; y.len()];
-            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, true);
-            assert!(r.iter().zip(&want).all(|(a, b)| *a == b.max(0.0) || (a - b.max(0.0)).abs() < 1e-12));
+            // With a bias and the ReLU.
+            let (bias, mut r) = (values(k, 3), vec![0.0; y.len()]);
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, Some(&bias), true);
+            for (plane, (got, want)) in r.chunks(h * w).zip(want.chunks(h * w)).enumerate() {
+                let b = bias[plane % k];
+                assert!(got.iter().zip(want).all(|(a, v)| (a - (v + b).max(0.0)).abs() < 1e-12), "{n}x{c}x{h}x{w}");
+            }
         }
     }
 
@@ -379,7 +387,7 @@ mod tests {
             let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let wf: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
             let mut y = vec![f32::NAN; n * k * h * w];
-            conv(&xf, [c, h, w], &weights(&wf, k, c), k, &mut y, false);
+            conv(&xf, [c, h, w], &weights(&wf, k, c), k, &mut y, None, false);
             let want = direct(&x, [c, h, w], &wt, k);
             let worst = y.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-4, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
@@ -413,7 +421,7 @@ mod tests {
         let (x, dy, wt) = (values(c * h * w, 3), values(k * h * w, 4), values(k * c * 9, 5));
         let y = direct(&x, [c, h, w], &wt, k);
         let mut dx = vec![0.0; c * h * w];
-        conv(&dy, [k, h, w], &input_grad_weights(&wt, k, c), c, &mut dx, false);
+        conv(&dy, [k, h, w], &input_grad_weights(&wt, k, c), c, &mut dx, None, false);
         let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| a * b).sum();
         let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");

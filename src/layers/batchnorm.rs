@@ -3,7 +3,7 @@
 //! Training uses the batch's statistics and updates running averages; evaluation uses the running averages,
 //! so a single test image gets a deterministic answer.
 
-use super::{join, BufferVisitor, Layer, Mode, Param, ParamKind, ParamVisitor};
+use super::{join, BufferVisitor, ChannelAffine, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::kernels::{reduce, simd};
 use crate::tensor::{bcs, Float, Tensor};
 use crate::{Error, Result};
@@ -184,6 +184,18 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
             )));
         }
         Ok(x.to_vec())
+    }
+
+    fn inference_affine(&self) -> Option<ChannelAffine<T>> {
+        // A ReLU6's ceiling has no place in a conv's epilogue.
+        if self.cfg.relu_cap.is_finite() {
+            return None;
+        }
+        let eps = T::c(self.cfg.eps);
+        let (mean, var) = (self.running_mean.data(), self.running_var.data());
+        let scale: Vec<T> = self.gamma.value.data().iter().zip(var).map(|(&g, &v)| g / (v + eps).sqrt()).collect();
+        let shift = self.beta.value.data().iter().zip(mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+        Some(ChannelAffine { scale, shift, relu: self.cfg.relu })
     }
 
     fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {

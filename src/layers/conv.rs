@@ -4,7 +4,7 @@
 //! at a time: the columns stay in L2, which measured 2-4x faster per core than one whole-batch GEMM
 //! (PERF-NOTES.md). Buffers come from the tensor pool, so steady-state training allocates nothing here.
 
-use super::{expect_rank, join, Layer, Mode, Param, ParamKind, ParamVisitor};
+use super::{expect_rank, join, ChannelAffine, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, col2im_pitched, im2col, im2col_pitched, Geometry};
@@ -15,8 +15,8 @@ use crate::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Whether 3x3 stride-1 convolutions without bias go through Winograd's F(2x2, 3x3) (`kernels/winograd.rs`) for
-/// their forward pass and input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
+/// Whether 3x3 stride-1 convolutions go through Winograd's F(2x2, 3x3) (`kernels/winograd.rs`) for their forward
+/// pass and, without a bias, their input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
 const WINOGRAD: bool = true;
 
 /// Winograd only up to 64 x 64 channels. Its 16 transformed weight matrices (16 C K floats: 256 KB at 64 x 64) are
@@ -236,28 +236,34 @@ impl<T: Float> Conv2d<T> {
         }
     }
 
-    /// A 3x3 stride-1 "same" convolution without groups or bias: Winograd's F(2x2, 3x3), forward and input grad.
-    fn is_winograd(&self) -> bool {
+    /// A 3x3 stride-1 "same" convolution without groups: Winograd's F(2x2, 3x3) computes its forward pass (a bias
+    /// is added in the output transform) and, without a bias, its input gradient (`is_winograd`).
+    fn has_winograd_geometry(&self) -> bool {
         let c = &self.cfg;
         self.winograd
             && c.kernel == 3
             && c.stride == 1
             && c.padding == 1
             && c.groups == 1
-            && self.bias.is_none()
             && c.in_channels * c.out_channels <= WINOGRAD_MAX_CHANNEL_PAIRS
+    }
+
+    /// Forward and backward through Winograd: its backward leaves db to nobody, so only convs without a bias.
+    fn is_winograd(&self) -> bool {
+        self.has_winograd_geometry() && self.bias.is_none()
     }
 
     fn forward_winograd(&self, x: &Tensor<T>, oshape: &[usize]) -> Tensor<T> {
         let (cin, cout, hw) = (self.cfg.in_channels, self.cfg.out_channels, [x.shape()[2], x.shape()[3]]);
         let u = winograd::weights(self.weight.value.data(), cout, cin);
+        let bias = self.bias.as_ref().map(|b| b.value.data());
         let (per_in, per_out) = (cin * hw[0] * hw[1], cout * hw[0] * hw[1]);
         let chunk = batch_chunk(x.batch());
         let mut y = Tensor::uninit(oshape);
         y.data_mut()
             .par_chunks_mut(chunk * per_out)
             .zip(x.data().par_chunks(chunk * per_in))
-            .for_each(|(yc, xc)| winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, self.cfg.relu));
+            .for_each(|(yc, xc)| winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, bias, self.cfg.relu));
         y
     }
 
@@ -365,6 +371,26 @@ impl<T: Float> Conv2d<T> {
             pad: c.padding,
         }
     }
+
+    /// This conv followed by `after`: each output channel's kernel times its scale, its bias
+    /// `scale * bias + shift`, and `after`'s ReLU fused. A layer of its own, so this one's parameters stay as
+    /// they are (training may go on after an evaluation).
+    fn folded(&self, after: &ChannelAffine<T>) -> Conv2d<T> {
+        let per_kernel = self.weight.value.len() / self.cfg.out_channels;
+        let mut w = self.weight.value.clone();
+        for (kernel, &s) in w.data_mut().chunks_mut(per_kernel).zip(&after.scale) {
+            kernel.iter_mut().for_each(|v| *v *= s);
+        }
+        let b =
+            self.bias.as_ref().map(|b| b.value.data().to_vec()).unwrap_or_else(|| vec![T::zero(); after.shift.len()]);
+        let b: Vec<T> = b.iter().zip(&after.scale).zip(&after.shift).map(|((&b, &s), &t)| b * s + t).collect();
+        Conv2d {
+            cfg: Conv2dConfig { relu: after.relu, bias: true, ..self.cfg.clone() },
+            weight: Param::new(w, ParamKind::Weight),
+            bias: Some(Param::new(Tensor::from_vec(&[b.len()], b), ParamKind::Bias)),
+            ..*self
+        }
+    }
 }
 
 impl<T: Float> Layer<T> for Conv2d<T> {
@@ -398,12 +424,20 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         Ok(vec![x[0], c.out_channels, ho, wo])
     }
 
+    fn forward_folded(&mut self, x: &Tensor<T>, after: &ChannelAffine<T>) -> Option<Tensor<T>> {
+        // A ReLU of its own already stands between this conv and `after`.
+        if self.cfg.relu || after.scale.len() != self.cfg.out_channels {
+            return None;
+        }
+        Some(self.folded(after).forward(x, Mode::Infer))
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let oshape = self.output_shape(x.shape()).expect("conv input shape (checked when the network was built)");
         if self.is_depthwise() {
             return self.forward_depthwise(x, &oshape);
         }
-        if self.is_winograd() {
+        if self.has_winograd_geometry() {
             return self.forward_winograd(x, &oshape);
         }
         let g = self.geometry(x.shape());
@@ -491,7 +525,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 let dy_all = if all.is_empty() { dyc } else { relu_gate(dyc, yc, &mut all) };
                 if wino {
                     // dX of the whole slice at once, so that the products see many tiles.
-                    winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, false);
+                    winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, None, false);
                 }
                 if direct_dw {
                     let f32s = (T::as_f32(xc), T::as_f32(dy_all), T::as_f32_mut(&mut dw));

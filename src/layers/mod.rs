@@ -131,6 +131,15 @@ pub fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// A per-channel affine map `y = scale x + shift`, then a ReLU if `relu`: what batch norm is at inference, with its
+/// running statistics, so that the conv before it can absorb it (`Sequential` folds such pairs in `Mode::Infer`).
+#[derive(Clone, Debug)]
+pub struct ChannelAffine<T> {
+    pub scale: Vec<T>,
+    pub shift: Vec<T>,
+    pub relu: bool,
+}
+
 /// One layer (or a block of layers: containers implement this too).
 pub trait Layer<T: Float>: Send {
     /// A short description in the lecture's notation, e.g. `conv3x3(3->32, s1, p1)`.
@@ -169,6 +178,16 @@ pub trait Layer<T: Float>: Send {
     /// Visits the layers inside a container, depth first, with qualified names, each as the box that holds it
     /// (so a visitor may wrap it, as the profiler does); leaves visit nothing.
     fn visit_children(&mut self, _prefix: &str, _f: &mut ChildVisitor<'_, T>) {}
+    /// This layer at inference as a per-channel affine map (batch norm), for folding into the layer before it;
+    /// `None`, the default, for every other layer.
+    fn inference_affine(&self) -> Option<ChannelAffine<T>> {
+        None
+    }
+    /// The `Mode::Infer` forward pass followed by `after`, folded into this layer's weights (a conv before its
+    /// batch norm: one pass over the activations instead of two), or `None` where this layer cannot (the default).
+    fn forward_folded(&mut self, _x: &Tensor<T>, _after: &ChannelAffine<T>) -> Option<Tensor<T>> {
+        None
+    }
 }
 
 /// Checks that an activation tensor has the expected rank, naming the layer in the error.

@@ -167,8 +167,10 @@ mod tests {
         b.forward(&x, Mode::Train);
         let eval = b.forward(&x, Mode::Eval);
         assert!(b.main_out.is_some() && !b.main.acts.is_empty(), "evaluation keeps what backward needs");
+        // Inference folds each batch norm into the conv before it: the same function, rounded differently.
         let infer = b.forward(&x, Mode::Infer);
-        assert_eq!(infer.data(), eval.data());
+        let worst = infer.data().iter().zip(eval.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-12, "off by {worst}");
         assert!(b.main_out.is_none() && b.short_out.is_none() && b.main.acts.is_empty());
     }
 

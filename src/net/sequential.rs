@@ -58,6 +58,21 @@ impl<T: Float> Sequential<T> {
         }
         Ok(y)
     }
+    /// The forward pass in `Mode::Infer`: no activations kept, and each conv followed by a batch norm computed as
+    /// one conv with the batch norm folded into its weights (one pass over the activations instead of two).
+    fn infer(&mut self, x: &Tensor<T>) -> Tensor<T> {
+        let mut y: Option<Tensor<T>> = None;
+        let mut i = 0;
+        while i < self.layers.len() {
+            let input = y.as_ref().unwrap_or(x);
+            let after = self.layers.get(i + 1).and_then(|(_, next)| next.inference_affine());
+            let folded = after.and_then(|a| self.layers[i].1.forward_folded(input, &a));
+            i += if folded.is_some() { 2 } else { 1 };
+            y = Some(folded.unwrap_or_else(|| self.layers[i - 1].1.forward(input, Mode::Infer)));
+        }
+        y.expect("non-empty sequence")
+    }
+
     pub fn layers_mut(&mut self) -> impl Iterator<Item = (&str, &mut Box<dyn Layer<T>>)> {
         self.layers.iter_mut().map(|(n, l)| (n.as_str(), l))
     }
@@ -84,11 +99,7 @@ impl<T: Float> Layer<T> for Sequential<T> {
             return x.clone();
         }
         if !mode.keeps_activations() {
-            let mut y = self.layers[0].1.forward(x, mode);
-            for (_, l) in &mut self.layers[1..] {
-                y = l.forward(&y, mode);
-            }
-            return y;
+            return self.infer(x);
         }
         for i in 0..n {
             let input = if i == 0 { x } else { &self.acts[i - 1] };
@@ -160,5 +171,67 @@ impl<T: Float> Layer<T> for Sequential<T> {
             f(&q, l);
             l.visit_children(&q, f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::rng;
+    use crate::layers::batchnorm::{BatchNorm, BatchNormConfig};
+    use crate::layers::conv::Conv2dConfig;
+
+    /// A batch norm with statistics and parameters far from the identity, as after training.
+    fn trained_bn(c: usize, relu: bool) -> BatchNorm<f64> {
+        let cfg = BatchNormConfig::new(c);
+        let mut bn = if relu { cfg.relu() } else { cfg }.build::<f64>();
+        bn.gamma.value = Tensor::from_fn(&[c], |i| 0.5 + i as f64 * 0.3);
+        bn.beta.value = Tensor::from_fn(&[c], |i| i as f64 * 0.2 - 0.3);
+        bn.running_mean = Tensor::from_fn(&[c], |i| (i as f64 * 0.9).sin());
+        bn.running_var = Tensor::from_fn(&[c], |i| 0.2 + i as f64 * 0.4);
+        bn
+    }
+
+    #[test]
+    fn inference_folds_batch_norm_into_the_conv_before_it_and_gives_the_same_output() {
+        // Winograd's geometry (3x3, stride 1), strided im2col, pointwise, depthwise, a conv with a bias; each
+        // followed by a batch norm with and without its ReLU. `Eval` keeps activations and folds nothing: the
+        // reference.
+        let convs = [
+            Conv2dConfig::new(3, 8, 3).padding(1).bias(false),
+            Conv2dConfig::new(3, 8, 3).padding(1).stride(2).bias(false),
+            Conv2dConfig::new(3, 8, 1).bias(false),
+            Conv2dConfig::new(3, 3, 3).padding(1).groups(3).bias(false),
+            Conv2dConfig::new(3, 8, 3).padding(1),
+        ];
+        for (i, cfg) in convs.iter().enumerate() {
+            for relu in [false, true] {
+                let k = cfg.out_channels;
+                let mut net = Sequential::new()
+                    .with("conv", cfg.build::<f64>(&mut rng(i as u64)).unwrap())
+                    .with("bn", trained_bn(k, relu))
+                    .with("conv2", Conv2dConfig::new(k, 4, 3).padding(1).build::<f64>(&mut rng(9)).unwrap());
+                let x = Tensor::from_fn(&[2, 3, 7, 6], |j| (j as f64 * 0.37).sin());
+                let want = net.forward(&x, Mode::Eval);
+                let got = net.forward(&x, Mode::Infer);
+                let worst = got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+                assert!(worst < 1e-12, "{cfg:?} relu {relu}: off by {worst}");
+                // The pair was folded, and the conv's own parameters are as they were.
+                let (bn, conv) = (net.layers[1].1.inference_affine().unwrap(), &mut net.layers[0].1);
+                assert!(conv.forward_folded(&x, &bn).is_some(), "{cfg:?} was not folded");
+                assert_eq!(
+                    conv.forward(&x, Mode::Eval).data(),
+                    net.forward_until(&x, "conv", Mode::Eval).unwrap().data()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_conv_with_its_own_relu_or_a_relu6_batch_norm_is_not_folded() {
+        let mut conv = Conv2dConfig::new(2, 4, 3).padding(1).relu().build::<f64>(&mut rng(0)).unwrap();
+        let x = Tensor::from_fn(&[1, 2, 5, 5], |j| (j as f64).cos());
+        assert!(conv.forward_folded(&x, &trained_bn(4, false).inference_affine().unwrap()).is_none());
+        assert!(BatchNormConfig::new(4).relu6().build::<f64>().inference_affine().is_none());
     }
 }
