@@ -381,9 +381,10 @@ impl<T: Float> Conv2d<T> {
         for (kernel, &s) in w.data_mut().chunks_mut(per_kernel).zip(&after.scale) {
             kernel.iter_mut().for_each(|v| *v *= s);
         }
-        let b =
-            self.bias.as_ref().map(|b| b.value.data().to_vec()).unwrap_or_else(|| vec![T::zero(); after.shift.len()]);
-        let b: Vec<T> = b.iter().zip(&after.scale).zip(&after.shift).map(|((&b, &s), &t)| b * s + t).collect();
+        let own = self.bias.as_ref().map(|b| b.value.data());
+        let b: Vec<T> = (after.scale.iter().zip(&after.shift).enumerate())
+            .map(|(ch, (&s, &t))| own.map_or(T::zero(), |b| b[ch]) * s + t)
+            .collect();
         Conv2d {
             cfg: Conv2dConfig { relu: after.relu, bias: true, ..self.cfg.clone() },
             weight: Param::new(w, ParamKind::Weight),
