@@ -97,7 +97,8 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
     // The phases' borders must be zero; the other buffers are written before they are read (spare slots aside,
     // which are never read back).
     let mut phases = pool.take_zeroed(4 * tl.phase);
-    let (mut tmp, mut v, mut m) = (pool.take(8 * (tl.slots + 1)), pool.take(16 * c * t_max), pool.take(16 * k * t_max));
+    let (mut tmp, mut v, mut m) =
+        (pool.take(12 * (tl.slots + 1)), pool.take(16 * c * t_max), pool.take(16 * k * t_max));
     super::simd(
         #[inline(always)]
         || {
@@ -126,14 +127,14 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
 }
 
 /// Slots are padded to a multiple of this (two vectors of the widest lanes) for the products' micro-kernel, and
-/// output channels go 8 at a time through it (4 with AVX2's 16 registers).
+/// output channels go 8 at a time through it (6 and 4 with AVX2's 16 registers).
 const LANES: usize = 32;
 const OUTS: usize = 8;
 
 /// The 16 products `M_e (K x t) = U_e^T (K x C) . V_e (C x t)`, one per tile position. With C and K of 16 to 64
 /// these are short, thin products where a general GEMM spends its time packing. In f32 with K a multiple of 8 a
-/// micro-kernel keeps an 8-channel x 2-vector block of `M_e` in registers and streams `C` through it, one
-/// broadcast multiply-add per element; otherwise (f64, gradient checks) the `gemm` crate does them.
+/// micro-kernel keeps a block of 8 (AVX2: 6 or 4) channels x 2 vectors of `M_e` in registers and streams `C`
+/// through it, one broadcast multiply-add per element; otherwise (f64, gradient checks) the `gemm` crate does them.
 #[inline(always)]
 fn products<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3]) {
     if k % OUTS == 0 {
@@ -166,43 +167,65 @@ impl pulp::WithSimd for Products<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        // A block of `O` output channels x 2 vectors stays in registers, with the 2 input vectors and a broadcast
-        // weight: 8 channels (19 registers) where there are 32 (AVX-512), 4 (11) where there are 16 (AVX2),
-        // which 8 would overflow into stack spills inside the loop.
-        if S::F32_LANES >= 16 {
-            products_block::<S, OUTS>(simd, self)
-        } else {
-            products_block::<S, { OUTS / 2 }>(simd, self)
-        }
+        products_blocks(simd, self, S::F32_LANES >= 16)
     }
 }
 
+/// A block of `O` output channels x 2 vectors stays in registers, with the 2 input vectors and a broadcast weight:
+/// 8 channels (19 registers) where there are 32 (AVX-512, `wide`). Where there are 16 (AVX2), 8 would spill inside
+/// the loop and 4 (11 registers) leaves the multiply-adds waiting on their 4-cycle latency with only 8 chains, so
+/// K goes in blocks of 6 (15 registers, 12 chains) and as many blocks of 4 as `K = 6a + 4b` needs.
 #[inline(always)]
-fn products_block<S: pulp::Simd, const O: usize>(simd: S, p: Products<'_>) {
+fn products_blocks<S: pulp::Simd>(simd: S, p: Products<'_>, wide: bool) {
     let Products { v, u, m, c, k, t } = p;
     // t is a multiple of LANES, so every row of V_e and M_e is a whole number of vectors.
     let tv = t / S::F32_LANES;
     let (vv, _) = S::as_simd_f32s(&v[..16 * c * t]);
     let (mm, _) = S::as_mut_simd_f32s(&mut m[..16 * k * t]);
+    let fours = if wide { 0 } else { [0, 2, 1][(k % 6) / 2] };
+    let sixes = if wide { 0 } else { (k - 4 * fours) / 6 };
     for e in 0..16 {
-        for k0 in (0..k).step_by(O) {
-            for j in (0..tv).step_by(2) {
-                let mut acc = [[simd.splat_f32s(0.0); 2]; O];
-                for ci in 0..c {
-                    let row = (e * c + ci) * tv + j;
-                    let (x0, x1) = (vv[row], vv[row + 1]);
-                    let w: &[f32; O] = u[(e * c + ci) * k + k0..][..O].try_into().expect("O weights");
-                    for (a, &w) in acc.iter_mut().zip(w) {
-                        let w = simd.splat_f32s(w);
-                        a[0] = simd.mul_add_e_f32s(w, x0, a[0]);
-                        a[1] = simd.mul_add_e_f32s(w, x1, a[1]);
-                    }
+        let mut block = Block { vv, u, mm: &mut *mm, c, k, tv, e };
+        if wide {
+            (0..k).step_by(OUTS).for_each(|k0| block.run::<S, OUTS>(simd, k0));
+        } else {
+            (0..sixes).for_each(|b| block.run::<S, 6>(simd, 6 * b));
+            (0..fours).for_each(|b| block.run::<S, 4>(simd, 6 * sixes + 4 * b));
+        }
+    }
+}
+
+/// Tile position `e`'s product, output channels `k0..k0 + O` at a time.
+struct Block<'a, V> {
+    vv: &'a [V],
+    u: &'a [f32],
+    mm: &'a mut [V],
+    c: usize,
+    k: usize,
+    tv: usize,
+    e: usize,
+}
+
+impl<V: Copy> Block<'_, V> {
+    #[inline(always)]
+    fn run<S: pulp::Simd<f32s = V>, const O: usize>(&mut self, simd: S, k0: usize) {
+        let Block { vv, u, c, k, tv, e, .. } = *self;
+        for j in (0..tv).step_by(2) {
+            let mut acc = [[simd.splat_f32s(0.0); 2]; O];
+            for ci in 0..c {
+                let row = (e * c + ci) * tv + j;
+                let (x0, x1) = (vv[row], vv[row + 1]);
+                let w: &[f32; O] = u[(e * c + ci) * k + k0..][..O].try_into().expect("O weights");
+                for (a, &w) in acc.iter_mut().zip(w) {
+                    let w = simd.splat_f32s(w);
+                    a[0] = simd.mul_add_e_f32s(w, x0, a[0]);
+                    a[1] = simd.mul_add_e_f32s(w, x1, a[1]);
                 }
-                for (kk, a) in acc.iter().enumerate() {
-                    let out = (e * k + k0 + kk) * tv + j;
-                    mm[out] = a[0];
-                    mm[out + 1] = a[1];
-                }
+            }
+            for (kk, a) in acc.iter().enumerate() {
+                let out = (e * k + k0 + kk) * tv + j;
+                self.mm[out] = a[0];
+                self.mm[out + 1] = a[1];
             }
         }
     }
@@ -231,29 +254,68 @@ fn fill_phases<T: Float>(plane: &[T], w: usize, tl: &Tiles, phases: &mut [T]) {
 
 /// `B^T d B` of every tile of a plane, written to `v[e * e_stride + at + slot]`. Tile `(i, j)`'s input pixel
 /// `(r, x)` is phase `(r % 2, x % 2)` at slot + `(r / 2) * half + x / 2`: with the phases, each of the transform's
-/// steps is one flat pass over the plane's slots.
+/// steps is a flat pass over the plane's slots. Each pass reads its four inputs once and writes four outputs.
 #[inline(always)]
 fn transform_input<T: Float>(q: &[T], tmp: &mut [T], tl: &Tiles, v: &mut [T], at: usize, e_stride: usize) {
     let (n, half) = (tl.slots + 1, tl.half);
     let ph = |py: usize, px: usize, shift: usize| &q[(2 * py + px) * tl.phase + shift..][..n];
-    // B^T d (rows): r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3, for each column parity px.
+    // B^T d (rows) for each column parity px: r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3. Row r of
+    // parity px goes to tmp[(4 px + r) n].
     for px in 0..2 {
         let (d0, d1, d2, d3) = (ph(0, px, 0), ph(1, px, 0), ph(0, px, half), ph(1, px, half));
-        zip3(&mut tmp[px * n..][..n], d0, d2, |a, b| a - b);
-        zip3(&mut tmp[(2 + px) * n..][..n], d1, d2, |a, b| a + b);
-        zip3(&mut tmp[(4 + px) * n..][..n], d2, d1, |a, b| a - b);
-        zip3(&mut tmp[(6 + px) * n..][..n], d1, d3, |a, b| a - b);
+        let [r0, r1, r2, r3] = strided4(tmp, 4 * px * n, n, n);
+        input_step(r0, r1, r2, r3, d0, d1, d2, d3);
     }
     // (. B) (columns) of each row r: x0 - x2, x1 + x2, x2 - x1, x1 - x3, where column x is parity x % 2 at + x / 2.
     let m = tl.slots;
     for r in 0..4 {
-        let (e, o) = (&tmp[2 * r * n..][..n], &tmp[(2 * r + 1) * n..][..n]);
-        let out = |x: usize| (r * 4 + x) * e_stride + at;
-        zip3(&mut v[out(0)..][..m], &e[..m], &e[1..], |a, b| a - b);
-        zip3(&mut v[out(1)..][..m], &o[..m], &e[1..], |a, b| a + b);
-        zip3(&mut v[out(2)..][..m], &e[1..], &o[..m], |a, b| a - b);
-        zip3(&mut v[out(3)..][..m], &o[..m], &o[1..], |a, b| a - b);
+        let (e, o) = (&tmp[r * n..][..n], &tmp[(4 + r) * n..][..n]);
+        // Columns x0..x3 are e, o, e shifted by one slot, o shifted: the same step as the rows'.
+        let [v0, v1, v2, v3] = strided4(v, r * 4 * e_stride + at, e_stride, m);
+        input_step(v0, v1, v2, v3, &e[..m], &o[..m], &e[1..], &o[1..]);
     }
+}
+
+/// One step of `B^T . B` along rows or columns: `(d0 - d2, d1 + d2, d2 - d1, d1 - d3)`, every input read once.
+/// Its own function so that the eight slices are known not to overlap (no run-time checks before each pass).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn input_step<T: Float>(
+    r0: &mut [T],
+    r1: &mut [T],
+    r2: &mut [T],
+    r3: &mut [T],
+    d0: &[T],
+    d1: &[T],
+    d2: &[T],
+    d3: &[T],
+) {
+    let n = r0.len();
+    let (r1, r2, r3, d0, d1, d2, d3) =
+        (&mut r1[..n], &mut r2[..n], &mut r3[..n], &d0[..n], &d1[..n], &d2[..n], &d3[..n]);
+    for j in 0..n {
+        let (a, b, c, d) = (d0[j], d1[j], d2[j], d3[j]);
+        (r0[j], r1[j], r2[j], r3[j]) = (a - c, b + c, c - b, b - d);
+    }
+}
+
+/// One step of `A^T . A`: `(a + b + c, b - c - d)`, with the slices known not to overlap.
+#[inline(always)]
+fn output_step<T: Float>(s0: &mut [T], s1: &mut [T], a: &[T], b: &[T], c: &[T], d: &[T]) {
+    let n = s0.len();
+    let (s1, a, b, c, d) = (&mut s1[..n], &a[..n], &b[..n], &c[..n], &d[..n]);
+    for j in 0..n {
+        (s0[j], s1[j]) = (a[j] + b[j] + c[j], b[j] - c[j] - d[j]);
+    }
+}
+
+/// Four slices of `len` values, `stride` apart from `start`: the four outputs of one pass.
+#[inline(always)]
+fn strided4<T>(v: &mut [T], start: usize, stride: usize, len: usize) -> [&mut [T]; 4] {
+    let (a, rest) = v[start..].split_at_mut(stride);
+    let (b, rest) = rest.split_at_mut(stride);
+    let (c, d) = rest.split_at_mut(stride);
+    [&mut a[..len], &mut b[..len], &mut c[..len], &mut d[..len]]
 }
 
 /// `A^T m A` of every tile of one output plane: the 2x2 block of tile `(i, j)` goes to `(2i, 2j)`, dropping the
@@ -272,21 +334,21 @@ fn transform_output<T: Float>(
 ) {
     let n = tl.slots;
     let g = |e: usize| &m[e * e_stride + at..][..n];
-    // A^T m (rows): s0 = m0 + m1 + m2 and s1 = m1 - m2 - m3, for each column x; then (. A) into even and odd
-    // output columns of output rows 0 and 1.
-    let (s, y) = tmp[..8 * n].split_at_mut(4 * n);
-    for r in 0..2 {
-        for x in 0..4 {
-            let (sx, a, b, c) = (&mut s[x * n..][..n], g(r * 4 + x), g((r + 1) * 4 + x), g((r + 2) * 4 + x));
-            match r {
-                0 => zip4(sx, a, b, c, |a, b, c| a + b + c),
-                _ => zip4(sx, a, b, c, |a, b, c| a - b - c),
-            }
-        }
-        let col = |x: usize| &s[x * n..][..n];
-        zip4(&mut y[2 * r * n..][..n], col(0), col(1), col(2), |a, b, c| a + b + c);
-        zip4(&mut y[(2 * r + 1) * n..][..n], col(1), col(2), col(3), |a, b, c| a - b - c);
+    // A^T m (rows), one pass per column x: s0 = m0 + m1 + m2 and s1 = m1 - m2 - m3, to s[x] and s[4 + x].
+    let (s, y) = tmp[..12 * n].split_at_mut(8 * n);
+    for x in 0..4 {
+        let (a, b, c, d) = (g(x), g(4 + x), g(8 + x), g(12 + x));
+        let (s0, s1) = s.split_at_mut(4 * n);
+        output_step(&mut s0[x * n..][..n], &mut s1[x * n..][..n], a, b, c, d);
     }
+    // (. A), one pass per output row r: even columns s0 + s1 + s2, odd s1 - s2 - s3, to y[2r] and y[2r + 1].
+    for r in 0..2 {
+        let col = |x: usize| &s[(4 * r + x) * n..][..n];
+        let (a, b, c, d) = (col(0), col(1), col(2), col(3));
+        let (even, odd) = y[2 * r * n..][..2 * n].split_at_mut(n);
+        output_step(even, odd, a, b, c, d);
+    }
+    let y = &mut y[..4 * n];
     match (bias, relu) {
         (Some(b), true) => y.iter_mut().for_each(|v| *v = (*v + b).max(T::zero())),
         (Some(b), false) => y.iter_mut().for_each(|v| *v += b),
@@ -309,16 +371,6 @@ fn transform_output<T: Float>(
             row[w - 1] = y[2 * r * n + i * tl.half + half];
         }
     }
-}
-
-#[inline(always)]
-fn zip3<T: Float>(out: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
-    out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = f(a, b));
-}
-
-#[inline(always)]
-fn zip4<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) {
-    out.iter_mut().zip(a).zip(b).zip(c).for_each(|(((o, &a), &b), &c)| *o = f(a, b, c));
 }
 
 #[cfg(test)]
@@ -395,22 +447,25 @@ mod tests {
     }
 
     #[test]
-    fn both_register_blocks_equal_the_general_products() {
-        // The micro-kernel's blocks of 8 (AVX-512) and 4 (AVX2) output channels, run here with one-lane vectors
-        // (the index arithmetic is the same at every width), against the `gemm` crate's products.
-        let (c, k, t) = (5, 16, 2 * LANES);
-        let v: Vec<f32> = values(16 * c * t, 8).iter().map(|&a| a as f32).collect();
-        let u: Vec<f32> = values(16 * c * k, 9).iter().map(|&a| a as f32).collect();
-        let mut want = vec![0f32; 16 * k * t];
-        products_gemm(&v, &u, &mut want, [c, k, t]);
-        fn block<const O: usize>(v: &[f32], u: &[f32], [c, k, t]: [usize; 3]) -> Vec<f32> {
+    fn both_register_plans_equal_the_general_products() {
+        // The micro-kernel's blocks of 8 (AVX-512) and of 6 and 4 (AVX2) output channels, run here with one-lane
+        // vectors (the index arithmetic is the same at every width), against the `gemm` crate's products; K of 8
+        // to 32 takes every mix of sixes and fours.
+        fn blocks(v: &[f32], u: &[f32], [c, k, t]: [usize; 3], wide: bool) -> Vec<f32> {
             let mut m = vec![f32::NAN; 16 * k * t];
-            products_block::<_, O>(pulp::Scalar::new(), Products { v, u, m: &mut m, c, k, t });
+            products_blocks(pulp::Scalar::new(), Products { v, u, m: &mut m, c, k, t }, wide);
             m
         }
-        for (outs, m) in [(4, block::<4>(&v, &u, [c, k, t])), (8, block::<8>(&v, &u, [c, k, t]))] {
-            let worst = m.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(worst < 1e-5, "block of {outs}: off by {worst}");
+        for k in [8, 16, 24, 32] {
+            let (c, t) = (5, 2 * LANES);
+            let v: Vec<f32> = values(16 * c * t, 8).iter().map(|&a| a as f32).collect();
+            let u: Vec<f32> = values(16 * c * k, 9).iter().map(|&a| a as f32).collect();
+            let mut want = vec![0f32; 16 * k * t];
+            products_gemm(&v, &u, &mut want, [c, k, t]);
+            for (plan, m) in [("8", blocks(&v, &u, [c, k, t], true)), ("6 and 4", blocks(&v, &u, [c, k, t], false))] {
+                let worst = m.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(worst < 1e-5, "K = {k}, blocks of {plan}: off by {worst}");
+            }
         }
     }
 
