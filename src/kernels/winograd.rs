@@ -85,10 +85,24 @@ impl Tiles {
     }
 }
 
-/// `y = conv3x3(x, u)` with stride 1 and zero padding 1 for a slice of images: `x` is `[n][C][h][w]`, `y`
-/// `[n][K][h][w]`, `u` from `weights`. `bias` (K values) is added, then with `relu` negative outputs are set to
-/// zero. Its scratch comes from the tensor pool, so a training step reuses the previous step's.
-pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], bias: Option<&[T]>, relu: bool) {
+/// What happens to a conv's output before it is stored: `bias` (K values) added, then `skip` (a residual block's
+/// shortcut, shaped as the output), then with `relu` negative values set to zero.
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a, T> {
+    pub bias: Option<&'a [T]>,
+    pub skip: Option<&'a [T]>,
+    pub relu: bool,
+}
+
+impl<T> Epilogue<'_, T> {
+    /// The plain convolution.
+    pub const NONE: Self = Epilogue { bias: None, skip: None, relu: false };
+}
+
+/// `y = conv3x3(x, u)` with stride 1 and zero padding 1 for a slice of images, then `after` applied: `x` is
+/// `[n][C][h][w]`, `y` `[n][K][h][w]`, `u` from `weights`. Its scratch comes from the tensor pool, so a training
+/// step reuses the previous step's.
+pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut [T], after: Epilogue<'_, T>) {
     let tl = Tiles::new(h, w);
     let n = x.len() / (c * h * w).max(1);
     let group = group_size(c, k, tl.slots);
@@ -115,9 +129,10 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
                 products(&v, u, &mut m, [c, k, t]);
                 for i in 0..imgs {
                     for ko in 0..k {
-                        let out = &mut y[((first + i) * k + ko) * h * w..][..h * w];
-                        let b = bias.map(|b| b[ko]);
-                        transform_output(&m, &mut tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out, (b, relu));
+                        let plane = ((first + i) * k + ko) * h * w;
+                        let out = &mut y[plane..][..h * w];
+                        transform_output(&m, &mut tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out);
+                        finish(out, after.bias.map(|b| b[ko]), after.skip.map(|s| &s[plane..][..h * w]), after.relu);
                     }
                 }
             }
@@ -330,7 +345,6 @@ fn transform_output<T: Float>(
     e_stride: usize,
     [h, w]: [usize; 2],
     out: &mut [T],
-    (bias, relu): (Option<T>, bool),
 ) {
     let n = tl.slots;
     let g = |e: usize| &m[e * e_stride + at..][..n];
@@ -348,13 +362,6 @@ fn transform_output<T: Float>(
         let (even, odd) = y[2 * r * n..][..2 * n].split_at_mut(n);
         output_step(even, odd, a, b, c, d);
     }
-    let y = &mut y[..4 * n];
-    match (bias, relu) {
-        (Some(b), true) => y.iter_mut().for_each(|v| *v = (*v + b).max(T::zero())),
-        (Some(b), false) => y.iter_mut().for_each(|v| *v += b),
-        (None, true) => y.iter_mut().for_each(|v| *v = v.max(T::zero())),
-        (None, false) => {}
-    }
     for yy in 0..h {
         let (i, r) = (yy / 2, yy % 2);
         let (even, odd) = (&y[2 * r * n + i * tl.half..][..tl.tw], &y[(2 * r + 1) * n + i * tl.half..][..tl.tw]);
@@ -370,6 +377,19 @@ fn transform_output<T: Float>(
         if w % 2 == 1 {
             row[w - 1] = y[2 * r * n + i * tl.half + half];
         }
+    }
+}
+
+/// The epilogue on one output plane, while it is in cache: `relu?(out + bias + skip)`.
+#[inline(always)]
+fn finish<T: Float>(out: &mut [T], bias: Option<T>, skip: Option<&[T]>, relu: bool) {
+    let (b, zero) = (bias.unwrap_or(T::zero()), T::zero());
+    match (skip, relu) {
+        (Some(s), true) => out.iter_mut().zip(s).for_each(|(o, &s)| *o = (*o + b + s).max(zero)),
+        (Some(s), false) => out.iter_mut().zip(s).for_each(|(o, &s)| *o = *o + b + s),
+        (None, true) => out.iter_mut().for_each(|o| *o = (*o + b).max(zero)),
+        (None, false) if bias.is_some() => out.iter_mut().for_each(|o| *o += b),
+        (None, false) => {}
     }
 }
 
@@ -417,16 +437,30 @@ mod tests {
             let x = values(n * c * h * w, 1);
             let wt = values(k * c * 9, 2);
             let mut y = vec![f64::NAN; n * k * h * w];
-            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut y, None, false);
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut y, Epilogue::NONE);
             let want = direct(&x, [c, h, w], &wt, k);
             let worst = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-12, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
             // With a bias and the ReLU.
             let (bias, mut r) = (values(k, 3), vec![0.0; y.len()]);
-            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, Some(&bias), true);
+            conv(&x, [c, h, w], &weights(&wt, k, c), k, &mut r, Epilogue { bias: Some(&bias), skip: None, relu: true });
             for (plane, (got, want)) in r.chunks(h * w).zip(want.chunks(h * w)).enumerate() {
                 let b = bias[plane % k];
                 assert!(got.iter().zip(want).all(|(a, v)| (a - (v + b).max(0.0)).abs() < 1e-12), "{n}x{c}x{h}x{w}");
+            }
+            // A residual block's end: bias, the shortcut, then the ReLU.
+            let skip = values(y.len(), 4);
+            conv(
+                &x,
+                [c, h, w],
+                &weights(&wt, k, c),
+                k,
+                &mut r,
+                Epilogue { bias: Some(&bias), skip: Some(&skip), relu: true },
+            );
+            for (i, (got, want)) in r.iter().zip(&want).enumerate() {
+                let expect = (want + bias[i / (h * w) % k] + skip[i]).max(0.0);
+                assert!((got - expect).abs() < 1e-12, "{n}x{c}x{h}x{w} with a skip: {got} against {expect}");
             }
         }
     }
@@ -439,7 +473,7 @@ mod tests {
             let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let wf: Vec<f32> = wt.iter().map(|&v| v as f32).collect();
             let mut y = vec![f32::NAN; n * k * h * w];
-            conv(&xf, [c, h, w], &weights(&wf, k, c), k, &mut y, None, false);
+            conv(&xf, [c, h, w], &weights(&wf, k, c), k, &mut y, Epilogue::NONE);
             let want = direct(&x, [c, h, w], &wt, k);
             let worst = y.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-4, "{n}x{c}x{h}x{w} -> {k}: off by {worst}");
@@ -476,7 +510,7 @@ mod tests {
         let (x, dy, wt) = (values(c * h * w, 3), values(k * h * w, 4), values(k * c * 9, 5));
         let y = direct(&x, [c, h, w], &wt, k);
         let mut dx = vec![0.0; c * h * w];
-        conv(&dy, [k, h, w], &input_grad_weights(&wt, k, c), c, &mut dx, None, false);
+        conv(&dy, [k, h, w], &input_grad_weights(&wt, k, c), c, &mut dx, Epilogue::NONE);
         let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| a * b).sum();
         let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");

@@ -253,17 +253,23 @@ impl<T: Float> Conv2d<T> {
         self.has_winograd_geometry() && self.bias.is_none()
     }
 
-    fn forward_winograd(&self, x: &Tensor<T>, oshape: &[usize]) -> Tensor<T> {
+    /// The forward pass through Winograd's kernel; with `skip`, a residual block's sum (`skip` added after the
+    /// bias, then this conv's ReLU) in the same pass.
+    fn forward_winograd(&self, x: &Tensor<T>, oshape: &[usize], skip: Option<&Tensor<T>>) -> Tensor<T> {
         let (cin, cout, hw) = (self.cfg.in_channels, self.cfg.out_channels, [x.shape()[2], x.shape()[3]]);
         let u = winograd::weights(self.weight.value.data(), cout, cin);
         let bias = self.bias.as_ref().map(|b| b.value.data());
         let (per_in, per_out) = (cin * hw[0] * hw[1], cout * hw[0] * hw[1]);
         let chunk = batch_chunk(x.batch());
         let mut y = Tensor::uninit(oshape);
-        y.data_mut()
-            .par_chunks_mut(chunk * per_out)
-            .zip(x.data().par_chunks(chunk * per_in))
-            .for_each(|(yc, xc)| winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, bias, self.cfg.relu));
+        let skips = skip.map(|s| s.data().chunks(chunk * per_out));
+        let skips = skips.into_iter().flatten().map(Some).chain(std::iter::repeat(None));
+        let tasks: Vec<_> =
+            y.data_mut().chunks_mut(chunk * per_out).zip(x.data().chunks(chunk * per_in)).zip(skips).collect();
+        tasks.into_par_iter().for_each(|((yc, xc), skip)| {
+            let after = winograd::Epilogue { bias, skip, relu: self.cfg.relu };
+            winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, after)
+        });
         y
     }
 
@@ -433,13 +439,30 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         Some(self.folded(after).forward(x, Mode::Infer))
     }
 
+    fn forward_folded_skip(
+        &mut self,
+        x: &Tensor<T>,
+        after: &ChannelAffine<T>,
+        skip: &Tensor<T>,
+        relu: bool,
+    ) -> Option<Tensor<T>> {
+        // Only Winograd's output transform takes the sum; the ReLU has to come after it.
+        let oshape = self.output_shape(x.shape()).ok()?;
+        if self.cfg.relu || after.relu || after.scale.len() != self.cfg.out_channels || skip.shape() != oshape {
+            return None;
+        }
+        let mut folded = self.folded(after);
+        folded.cfg.relu = relu;
+        folded.has_winograd_geometry().then(|| folded.forward_winograd(x, &oshape, Some(skip)))
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
         let oshape = self.output_shape(x.shape()).expect("conv input shape (checked when the network was built)");
         if self.is_depthwise() {
             return self.forward_depthwise(x, &oshape);
         }
         if self.has_winograd_geometry() {
-            return self.forward_winograd(x, &oshape);
+            return self.forward_winograd(x, &oshape, None);
         }
         let g = self.geometry(x.shape());
         let (b, groups) = (x.batch(), self.cfg.groups);
@@ -526,7 +549,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 let dy_all = if all.is_empty() { dyc } else { relu_gate(dyc, yc, &mut all) };
                 if wino {
                     // dX of the whole slice at once, so that the products see many tiles.
-                    winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, None, false);
+                    winograd::conv(dy_all, [cout, g.h, g.w], &u_dx, g.c, dxc, winograd::Epilogue::NONE);
                 }
                 if direct_dw {
                     let f32s = (T::as_f32(xc), T::as_f32(dy_all), T::as_f32_mut(&mut dw));

@@ -188,6 +188,17 @@ pub trait Layer<T: Float>: Send {
     fn forward_folded(&mut self, _x: &Tensor<T>, _after: &ChannelAffine<T>) -> Option<Tensor<T>> {
         None
     }
+    /// `forward_folded`, then a residual block's sum: `skip` added and, with `relu`, the ReLU, in the same pass
+    /// over the output; `None` where this layer cannot (the default).
+    fn forward_folded_skip(
+        &mut self,
+        _x: &Tensor<T>,
+        _after: &ChannelAffine<T>,
+        _skip: &Tensor<T>,
+        _relu: bool,
+    ) -> Option<Tensor<T>> {
+        None
+    }
 }
 
 /// Checks that an activation tensor has the expected rank, naming the layer in the error.

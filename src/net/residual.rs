@@ -23,6 +23,20 @@ impl<T: Float> Residual<T> {
     }
 }
 
+/// The block's sum `a + skip`, then with `relu` the ReLU.
+pub(crate) fn add<T: Float>(a: &Tensor<T>, skip: &Tensor<T>, relu: bool) -> Tensor<T> {
+    let mut y = Tensor::uninit(a.shape());
+    crate::kernels::elementwise::map2(a.data(), skip.data(), y.data_mut(), |p, q| {
+        let v = p + q;
+        if relu && v < T::zero() {
+            T::zero()
+        } else {
+            v
+        }
+    });
+    y
+}
+
 impl<T: Float> Layer<T> for Residual<T> {
     fn describe(&self) -> String {
         let sc = if self.shortcut.is_some() { "projection" } else { "identity" };
@@ -44,20 +58,16 @@ impl<T: Float> Layer<T> for Residual<T> {
     }
 
     fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        if !mode.keeps_activations() {
+            // Inference: the main path's last conv adds the shortcut in its own output pass where it can.
+            let s = self.shortcut.as_mut().map(|sc| sc.forward(x, mode));
+            (self.main_out, self.short_out) = (None, None);
+            return self.main.infer_then_add(x, Some((s.as_ref().unwrap_or(x), self.relu)));
+        }
         let a = self.main.forward(x, mode);
         let s = self.shortcut.as_mut().map(|sc| sc.forward(x, mode));
-        let mut y = Tensor::uninit(a.shape());
-        let relu = self.relu;
-        let skip = s.as_ref().unwrap_or(x);
-        crate::kernels::elementwise::map2(a.data(), skip.data(), y.data_mut(), |p, q| {
-            let v = p + q;
-            if relu && v < T::zero() {
-                T::zero()
-            } else {
-                v
-            }
-        });
-        (self.main_out, self.short_out) = if mode.keeps_activations() { (Some(a), s) } else { (None, None) };
+        let y = add(&a, s.as_ref().unwrap_or(x), self.relu);
+        (self.main_out, self.short_out) = (Some(a), s);
         y
     }
 
@@ -162,16 +172,24 @@ mod tests {
 
     #[test]
     fn inference_computes_what_evaluation_does_and_keeps_no_activations() {
-        let mut b = block(2, 4, 2, &mut rng(0));
-        let x = random_input(&[2, 2, 6, 6], 1);
-        b.forward(&x, Mode::Train);
-        let eval = b.forward(&x, Mode::Eval);
-        assert!(b.main_out.is_some() && !b.main.acts.is_empty(), "evaluation keeps what backward needs");
-        // Inference folds each batch norm into the conv before it: the same function, rounded differently.
-        let infer = b.forward(&x, Mode::Infer);
-        let worst = infer.data().iter().zip(eval.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!(worst < 1e-12, "off by {worst}");
-        assert!(b.main_out.is_none() && b.short_out.is_none() && b.main.acts.is_empty());
+        for (cin, cout, stride) in [(2, 4, 2), (4, 4, 1)] {
+            let mut b = block(cin, cout, stride, &mut rng(0));
+            let x = random_input(&[2, cin, 6, 6], 1);
+            b.forward(&x, Mode::Train);
+            let eval = b.forward(&x, Mode::Eval);
+            assert!(b.main_out.is_some() && !b.main.acts.is_empty(), "evaluation keeps what backward needs");
+            // Inference folds each batch norm into the conv before it, and the sum and its ReLU into conv2's output
+            // pass: the same function, rounded differently.
+            let infer = b.forward(&x, Mode::Infer);
+            let worst = infer.data().iter().zip(eval.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-12, "{cin}->{cout}: off by {worst}");
+            assert!(b.main_out.is_none() && b.short_out.is_none() && b.main.acts.is_empty());
+            // conv2 (3x3, stride 1: Winograd) did take the sum.
+            let bn2 = b.main.layers_mut().find(|(n, _)| *n == "bn2").and_then(|(_, l)| l.inference_affine());
+            let (_, conv2) = b.main.layers_mut().find(|(n, _)| *n == "conv2").expect("conv2");
+            let (a, skip) = (random_input(&[2, cout, 6 / stride, 6 / stride], 2), &infer);
+            assert!(conv2.forward_folded_skip(&a, &bn2.expect("bn2 folds"), skip, true).is_some(), "not fused");
+        }
     }
 
     #[test]

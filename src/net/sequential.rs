@@ -61,16 +61,36 @@ impl<T: Float> Sequential<T> {
     /// The forward pass in `Mode::Infer`: no activations kept, and each conv followed by a batch norm computed as
     /// one conv with the batch norm folded into its weights (one pass over the activations instead of two).
     fn infer(&mut self, x: &Tensor<T>) -> Tensor<T> {
+        self.infer_then_add(x, None)
+    }
+
+    /// `infer`, then with `skip` a residual block's sum: `skip` added and, with its flag, the ReLU. Where the
+    /// sequence ends in a conv and its batch norm, the conv's output pass does the sum too.
+    pub(crate) fn infer_then_add(&mut self, x: &Tensor<T>, mut skip: Option<(&Tensor<T>, bool)>) -> Tensor<T> {
+        self.acts.clear();
         let mut y: Option<Tensor<T>> = None;
         let mut i = 0;
         while i < self.layers.len() {
             let input = y.as_ref().unwrap_or(x);
             let after = self.layers.get(i + 1).and_then(|(_, next)| next.inference_affine());
-            let folded = after.and_then(|a| self.layers[i].1.forward_folded(input, &a));
+            let last_pair = i + 2 == self.layers.len();
+            let layer = &mut self.layers[i].1;
+            let summed = match (&after, skip) {
+                (Some(a), Some((s, relu))) if last_pair => layer.forward_folded_skip(input, a, s, relu),
+                _ => None,
+            };
+            if summed.is_some() {
+                skip = None;
+            }
+            let folded = summed.or_else(|| after.and_then(|a| layer.forward_folded(input, &a)));
             i += if folded.is_some() { 2 } else { 1 };
             y = Some(folded.unwrap_or_else(|| self.layers[i - 1].1.forward(input, Mode::Infer)));
         }
-        y.expect("non-empty sequence")
+        let y = y.expect("non-empty sequence");
+        match skip {
+            Some((s, relu)) => super::residual::add(&y, s, relu),
+            None => y,
+        }
     }
 
     pub fn layers_mut(&mut self) -> impl Iterator<Item = (&str, &mut Box<dyn Layer<T>>)> {
