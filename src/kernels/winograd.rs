@@ -380,12 +380,14 @@ fn transform_output<T: Float>(
     }
 }
 
-/// The epilogue on one output plane, while it is in cache: `relu?(out + bias + skip)`.
+/// The epilogue on one output plane, while it is in cache: `relu?(out + bias + skip)`. The sum's ReLU keeps a NaN
+/// as the residual block's own sum does (`max` would turn it into zero and hide a diverged run).
 #[inline(always)]
 fn finish<T: Float>(out: &mut [T], bias: Option<T>, skip: Option<&[T]>, relu: bool) {
     let (b, zero) = (bias.unwrap_or(T::zero()), T::zero());
+    let keep_nan_relu = |v: T| if v < zero { zero } else { v };
     match (skip, relu) {
-        (Some(s), true) => out.iter_mut().zip(s).for_each(|(o, &s)| *o = (*o + b + s).max(zero)),
+        (Some(s), true) => out.iter_mut().zip(s).for_each(|(o, &s)| *o = keep_nan_relu(*o + b + s)),
         (Some(s), false) => out.iter_mut().zip(s).for_each(|(o, &s)| *o = *o + b + s),
         (None, true) => out.iter_mut().for_each(|o| *o = (*o + b).max(zero)),
         (None, false) if bias.is_some() => out.iter_mut().for_each(|o| *o += b),

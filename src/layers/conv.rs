@@ -262,14 +262,13 @@ impl<T: Float> Conv2d<T> {
         let (per_in, per_out) = (cin * hw[0] * hw[1], cout * hw[0] * hw[1]);
         let chunk = batch_chunk(x.batch());
         let mut y = Tensor::uninit(oshape);
-        let skips = skip.map(|s| s.data().chunks(chunk * per_out));
-        let skips = skips.into_iter().flatten().map(Some).chain(std::iter::repeat(None));
-        let tasks: Vec<_> =
-            y.data_mut().chunks_mut(chunk * per_out).zip(x.data().chunks(chunk * per_in)).zip(skips).collect();
-        tasks.into_par_iter().for_each(|((yc, xc), skip)| {
-            let after = winograd::Epilogue { bias, skip, relu: self.cfg.relu };
-            winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, after)
-        });
+        y.data_mut().par_chunks_mut(chunk * per_out).zip(x.data().par_chunks(chunk * per_in)).enumerate().for_each(
+            |(i, (yc, xc))| {
+                let skip = skip.map(|s| &s.data()[i * chunk * per_out..][..yc.len()]);
+                let after = winograd::Epilogue { bias, skip, relu: self.cfg.relu };
+                winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, after)
+            },
+        );
         y
     }
 
@@ -448,12 +447,13 @@ impl<T: Float> Layer<T> for Conv2d<T> {
     ) -> Option<Tensor<T>> {
         // Only Winograd's output transform takes the sum; the ReLU has to come after it.
         let oshape = self.output_shape(x.shape()).ok()?;
-        if self.cfg.relu || after.relu || after.scale.len() != self.cfg.out_channels || skip.shape() != oshape {
+        let fits = !self.cfg.relu && !after.relu && after.scale.len() == self.cfg.out_channels;
+        if !fits || skip.shape() != oshape || !self.has_winograd_geometry() {
             return None;
         }
         let mut folded = self.folded(after);
         folded.cfg.relu = relu;
-        folded.has_winograd_geometry().then(|| folded.forward_winograd(x, &oshape, Some(skip)))
+        Some(folded.forward_winograd(x, &oshape, Some(skip)))
     }
 
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
