@@ -74,19 +74,21 @@ for spec in nets.split():
     flop = 3 * ck[0]["mflop_per_image_forward"] * 1e6
     ct, pt_, ci, pi = med(c_tr), med(p_tr), med(c_in), med(p_in)
     per_round = " ".join(f"{a / b:.2f}" for a, b in zip(c_tr, p_tr))
-    print(f"{net:<9} {batch:>5} {ct:>13.0f} {pt_:>11.0f} {ct / pt_:>5.2f}x {ci:>13.0f} {pi:>11.0f} {ci / pi:>5.2f}x "
+    rate = lambda v: f"{v:.0f}" if v >= 100 else f"{v:.3g}"  # resnet18 runs at a few img/s
+    print(f"{net:<9} {batch:>5} {rate(ct):>13} {rate(pt_):>11} {ct / pt_:>5.2f}x {rate(ci):>13} {rate(pi):>11} {ci / pi:>5.2f}x "
           f"{100 * ct * flop / 1e9 / peak:>7.1f}% {100 * pt_ * flop / 1e9 / peak:>7.1f}% {ck_mb:>6.0f} {pt_mb:>6.0f}  {per_round}")
     row = {"net": net, "batch": int(batch), "train_ratio": ct / pt_, "infer_ratio": ci / pi, "convkit_train": ct,
            "torch_train": pt_, "convkit_infer": ci, "torch_infer": pi, "convkit_peak_rss_mb": ck_mb,
            "torch_peak_rss_mb": pt_mb, "round_train_ratios": [a / b for a, b in zip(c_tr, p_tr)]}
-    try:
-        c1 = med(c["train_img_per_s"] for c in load("convkit", net, 1, "json"))
-        p1 = med(p["results"][0]["train_img_per_s"] for p in load("torch", net, 1, "json"))
-        row.update(convkit_scaling=ct / c1, torch_scaling=pt_ / p1)
-        print(f"{'':<9} training at 1 thread: convkit {c1:.0f}, torch {p1:.0f} img/s; {threads} threads give "
-              f"{ct / c1:.2f}x and {pt_ / p1:.2f}x")
-    except FileNotFoundError:
-        pass
+    if threads != 1:
+        try:
+            c1 = med(c["train_img_per_s"] for c in load("convkit", net, 1, "json"))
+            p1 = med(p["results"][0]["train_img_per_s"] for p in load("torch", net, 1, "json"))
+            row.update(convkit_scaling=ct / c1, torch_scaling=pt_ / p1)
+            print(f"{'':<9} training at 1 thread: convkit {rate(c1)}, torch {rate(p1)} img/s; {threads} threads give "
+                  f"{ct / c1:.2f}x and {pt_ / p1:.2f}x")
+        except FileNotFoundError:  # run without SCALING=1
+            pass
     res.append(row)
 print(json.dumps({"cpu": cpu, "isa": isa, "threads": threads, "sgemm_peak_gflops": peak, "nets": res}))
 PY
