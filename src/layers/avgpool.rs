@@ -49,9 +49,11 @@ impl<T: Float> Layer<T> for AvgPool2d {
         let os = <Self as Layer<T>>::output_shape(self, x.shape()).expect("avgpool input shape");
         let (h, w, ho, wo) = (x.shape()[2], x.shape()[3], os[2], os[3]);
         let scale = T::one() / T::c((self.kernel * self.kernel) as f64);
-        let mut y = Tensor::zeros(&os);
+        // Zeroed plane by plane inside the tasks, as maxpool's backward does: in parallel and while in cache.
+        let mut y = Tensor::uninit(&os);
         let me = &*self;
         y.data_mut().par_chunks_mut(ho * wo).zip(x.data().par_chunks(h * w)).for_each(|(yp, xp)| {
+            yp.fill(T::zero());
             me.windows(h, w, ho, wo, |o, i| yp[o] += xp[i] * scale);
         });
         y
@@ -59,9 +61,10 @@ impl<T: Float> Layer<T> for AvgPool2d {
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let (h, w, ho, wo) = (x.shape()[2], x.shape()[3], y.shape()[2], y.shape()[3]);
         let scale = T::one() / T::c((self.kernel * self.kernel) as f64);
-        let mut dx = Tensor::zeros(x.shape());
+        let mut dx = Tensor::uninit(x.shape());
         let me = &*self;
         dx.data_mut().par_chunks_mut(h * w).zip(dy.data().par_chunks(ho * wo)).for_each(|(dxp, dyp)| {
+            dxp.fill(T::zero());
             me.windows(h, w, ho, wo, |o, i| dxp[i] += dyp[o] * scale);
         });
         dx
@@ -87,5 +90,19 @@ mod tests {
         let mut pool = AvgPool2d::new(3, 2).padding(1);
         let rep = check_layer(&mut pool, &random_input(&[2, 2, 5, 6], 1), &Options::default());
         assert!(rep.judged_error() < 1e-6, "{rep}");
+    }
+
+    /// Output and input gradient come from the buffer pool unzeroed; stale NaN buffers of their sizes wait there.
+    #[test]
+    fn clears_reused_buffers() {
+        let x = random_input(&[2, 3, 64, 64], 7);
+        let mut pool = AvgPool2d::new(2, 2);
+        for n in [x.len(), x.len() / 4] {
+            f64::pool().give(vec![f64::NAN; n]);
+        }
+        let y = pool.forward(&x, Mode::Train);
+        let dx = pool.backward(&x, &y, &Tensor::full(y.shape(), 1.0));
+        assert!(y.data().iter().chain(dx.data()).all(|v| v.is_finite()), "stale values left");
+        assert!((dx.data().iter().sum::<f64>() - y.len() as f64).abs() < 1e-9);
     }
 }

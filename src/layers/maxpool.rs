@@ -154,13 +154,16 @@ impl<T: Float> Layer<T> for MaxPool2d {
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let (hw, ohw) = (x.shape()[2] * x.shape()[3], y.shape()[2] * y.shape()[3]);
         let per = (4096 / hw.max(1)).max(1);
-        let mut dx = Tensor::zeros(x.shape());
+        // Each task zeroes its own planes just before scattering into them: in parallel, and while they are in
+        // cache (a zeroed tensor is one serial pass over the whole input gradient first).
+        let mut dx = Tensor::uninit(x.shape());
         dx.data_mut()
             .par_chunks_mut(hw * per)
             .zip(self.argmax.par_chunks(ohw * per))
             .zip(dy.data().par_chunks(ohw * per))
             .for_each(|((dxc, ac), dyc)| {
                 for ((dxp, ap), dyp) in dxc.chunks_mut(hw).zip(ac.chunks(ohw)).zip(dyc.chunks(ohw)) {
+                    dxp.fill(T::zero());
                     for (&i, &d) in ap.iter().zip(dyp) {
                         dxp[i as usize] += d;
                     }
@@ -202,6 +205,23 @@ mod tests {
             let rep = check_layer(&mut pool, &random_input(&[2, 3, 6, 7], 4), &Options::default());
             assert!(rep.judged_error() < 1e-6, "{rep}");
             assert_eq!(rep.kinks_skipped(), 0);
+        }
+    }
+
+    /// The input gradient comes from the buffer pool unzeroed: every plane is cleared before the scatter, odd sizes'
+    /// uncovered last row and column included. Stale NaN buffers of the right size wait in the pool.
+    #[test]
+    fn backward_clears_a_reused_buffer() {
+        let x = random_input(&[2, 3, 31, 31], 6);
+        for _ in 0..4 {
+            f64::pool().give(vec![f64::NAN; x.len()]);
+        }
+        for (k, s) in [(2, 2), (3, 2)] {
+            let mut pool = MaxPool2d::new(k, s);
+            let y = pool.forward(&x, Mode::Train);
+            let dx = pool.backward(&x, &y, &Tensor::full(y.shape(), 1.0));
+            assert!(dx.data().iter().all(|v| v.is_finite()), "{k}x{k}/{s}: stale values left in dx");
+            assert_eq!(dx.data().iter().sum::<f64>(), y.len() as f64);
         }
     }
 }
