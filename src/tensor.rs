@@ -6,6 +6,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::{Debug, Display};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 thread_local! {
@@ -103,8 +104,9 @@ impl Float for f64 {
 }
 
 /// Free buffers by length. Small buffers are not pooled: the allocator is fast for those. The pool holds at most
-/// `POOL_MAX_BYTES`: enough for a training step's buffers to be reused step after step, while the weights of a
-/// dropped model (VGG's are 550 MB) go back to the system instead of staying here for good.
+/// `POOL_MAX_BYTES` by default, so that the weights of a dropped model (VGG's are 550 MB) go back to the system
+/// instead of staying here for good; training raises that (`set_pool_limit`) so that all of a step's buffers are
+/// reused step after step.
 pub struct Pool<T> {
     free: Mutex<Free<T>>,
 }
@@ -116,7 +118,13 @@ struct Free<T> {
 
 const POOL_MIN_LEN: usize = 4096;
 const POOL_MAX_PER_LEN: usize = 32;
-const POOL_MAX_BYTES: usize = 1 << 30;
+pub const POOL_MAX_BYTES: usize = 1 << 30;
+static POOL_LIMIT: AtomicUsize = AtomicUsize::new(POOL_MAX_BYTES);
+
+/// How many bytes of free buffers each pool may hold from now on (`POOL_MAX_BYTES` by default).
+pub fn set_pool_limit(bytes: usize) {
+    POOL_LIMIT.store(bytes, Ordering::Relaxed);
+}
 
 impl<T: Float> Pool<T> {
     const fn new() -> Self {
@@ -155,7 +163,7 @@ impl<T: Float> Pool<T> {
         }
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = len * size_of::<T>();
-        if free.bytes + bytes > POOL_MAX_BYTES {
+        if free.bytes + bytes > POOL_LIMIT.load(Ordering::Relaxed) {
             return;
         }
         let list = free.by_len.get_or_insert_with(HashMap::new).entry(len).or_default();
