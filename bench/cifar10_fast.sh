@@ -2,7 +2,8 @@
 # Issue #13's measurement: recipes/cifar10-fast.toml in convkit and its PyTorch twin (bench/cifar10_fast_torch.py)
 # on the same CIFAR-10 JPEG export, seed by seed in one sitting, both with 2 threads and the machine otherwise idle:
 # training wall time (validation included), time to 94% validation, test accuracy on one view and with airbench's
-# flip-translate averaging. About an hour per run and side on the 2-core dev machine.
+# flip-translate averaging, and convkit's peak resident memory. About an hour per run and side on the 2-core dev
+# machine.
 # Usage: bench/cifar10_fast.sh [SEEDS] [OUT_DIR]   (default "0 1 2", runs/cifar10-fast; log: OUT_DIR/summary.txt)
 # EPOCHS=N shortens both sides' runs alike (their schedules are squeezed into N epochs) for a quicker wall-time
 # sitting; their accuracies are then not the recipe's.
@@ -19,9 +20,11 @@ log="$out/summary.txt"
 lscpu | grep -m1 "Model name" | tee -a "$log"
 for s in $seeds; do
   run="$out/seed$s"
-  [ -e "$run/report.json" ] || "$bin" train --config recipes/cifar10-fast.toml --set seed="$s" --threads 2 $epochs \
-    --target-acc 0.94 --no-sanity --out "$run" | grep -E "^(epoch|done|time to)" | tee "$run.log"
-  echo "convkit seed $s: $(grep -E '^(done|time to)' "$run.log" | tr '\n' ' ')" | tee -a "$log"
+  [ -e "$run/report.json" ] || /usr/bin/time -f "%M" -o "$run.rss" "$bin" train --config recipes/cifar10-fast.toml \
+    --set seed="$s" --threads 2 $epochs --target-acc 0.94 --no-sanity --out "$run" | grep -E "^(epoch|done|time to)" \
+    | tee "$run.log"
+  echo "convkit seed $s: $(grep -E '^(done|time to)' "$run.log" | tr '\n' ' ')peak RSS $(cat "$run.rss" 2>/dev/null) KB" \
+    | tee -a "$log"
   for tta in single flip-translate; do
     echo "convkit seed $s --tta $tta: $("$bin" eval --run "$run" --tta "$tta" --json | tail -1 | cut -c1-60)" | tee -a "$log"
   done
