@@ -89,9 +89,8 @@ pub struct Trainer {
 
 /// The tensor pool's limit while training: all of a step's free buffers are kept for the next step. airbench at
 /// batch 1024 has 2.5 GB of them; under the default 1 GiB the rest went back to the system and came back as fresh
-/// pages, whose faults cost 10% of its step (sys time 7.0 -> 2.7 s over a `bench` run). It costs memory: the pool
-/// keeps each length's own peak count, which together exceed the step's live peak (airbench's recipe: 4.11 GB
-/// resident instead of 3.16). Bounding it by the live peak is left to do.
+/// pages, whose faults cost 10% of its step (sys time 7.0 -> 2.7 s over a `bench` run). airbench's recipe peaks at
+/// 3.00 GB resident with it (3.16 under the 1 GiB limit).
 const TRAINING_POOL_BYTES: usize = 8 << 30;
 
 /// A finished trainer puts the pool's default limit back (an ensemble or a search trains one after another).
