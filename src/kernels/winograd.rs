@@ -1,5 +1,6 @@
 //! Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
-//! 2016) for 3x3 stride-1 "same" convolutions, the narrow layers of the CIFAR ResNets.
+//! 2016) for 3x3 stride-1 "same" convolutions: the narrow layers of the CIFAR ResNets, and wider ones on maps of 7x7
+//! and up.
 //!
 //! Each 2x2 block of output comes from a 4x4 tile of input: `Y = A^T [ (G g G^T) .* (B^T d B) ] A`. Transformed,
 //! the convolution is 16 independent matrix products, one per tile position `e`, of shape
@@ -17,12 +18,15 @@ use super::gemm::{matmul_strided, Mat};
 use crate::tensor::Float;
 
 /// `G g G^T` of every 3x3 kernel of `w` (`[K][C][3][3]`), laid out `[16][C][K]`: tile position `e`'s `C x K`
-/// matrix is contiguous.
+/// matrix is contiguous. Output channels innermost, so that each of the 16 positions is written in order: the other
+/// way round every write was to another cache line, and at 512 x 512 channels (16 MB) that took longer than
+/// the convolution of 16 images.
 pub fn weights<T: Float>(w: &[T], k: usize, c: usize) -> Vec<T> {
     let h = T::c(0.5);
     let mut u = vec![T::zero(); 16 * c * k];
-    for (ko, kernels) in w.chunks_exact(c * 9).enumerate() {
-        for (ci, g) in kernels.chunks_exact(9).enumerate() {
+    for ci in 0..c {
+        for ko in 0..k {
+            let g = &w[(ko * c + ci) * 9..][..9];
             // t = G g (4x3), then u = t G^T (4x4).
             let mut t = [[T::zero(); 3]; 4];
             for j in 0..3 {
@@ -61,8 +65,23 @@ pub fn input_grad_weights<T: Float>(w: &[T], k: usize, c: usize) -> Vec<T> {
 }
 
 /// Images per group: enough tiles for long products, few enough that the transformed input stays in cache.
+/// Wide convs' groups hold about 256 tile slots: 128 and 512 were slower on two Zen 3 cores (64 -> 256 on 15x15,
+/// forward 188 and 195 ms against 157 for 512 images).
 fn group_size(c: usize, k: usize, slots: usize) -> usize {
+    if is_wide(c, k) {
+        return (256 / slots.max(1)).max(1);
+    }
     (8192 / (c.max(k) * slots).max(1)).max(1)
+}
+
+/// Channel pairs up to which a conv is narrow: its products go through the micro-kernel in small groups of
+/// images. Wider ones (airbench's 64 -> 256 and 256 -> 256, resnet18's 128 and up) take groups of about 256 tile
+/// slots and the `gemm` crate, whose packing then pays: the micro-kernel's small groups re-read all 16 `C x K`
+/// matrices (4 MB at 256 x 256) for a few dozen tiles each, 3-5x slower than im2col there.
+pub const NARROW_CHANNEL_PAIRS: usize = 64 * 64;
+
+fn is_wide(c: usize, k: usize) -> bool {
+    c * k > NARROW_CHANNEL_PAIRS
 }
 
 /// Where the tiles of one plane sit. Tile `(i, j)` is slot `i * half + j` with `half = tw + 1`: each tile row has
@@ -152,7 +171,7 @@ const OUTS: usize = 8;
 /// through it, one broadcast multiply-add per element; otherwise (f64, gradient checks) the `gemm` crate does them.
 #[inline(always)]
 fn products<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3]) {
-    if k % OUTS == 0 {
+    if k % OUTS == 0 && !is_wide(c, k) {
         if let (Some(v), Some(u), Some(m)) = (T::as_f32(v), T::as_f32(u), T::as_f32_mut(m)) {
             return super::arch().dispatch(Products { v, u, m, c, k, t });
         }
@@ -433,9 +452,16 @@ mod tests {
 
     #[test]
     fn equals_the_definition_for_even_odd_and_tiny_planes() {
-        for (n, c, k, h, w) in
-            [(2, 3, 4, 6, 6), (1, 2, 3, 5, 7), (3, 4, 2, 1, 1), (2, 16, 16, 8, 8), (1, 1, 1, 3, 2), (3, 5, 8, 5, 7)]
-        {
+        // The last is wide (more than 64 x 64 channels): groups of 12 images here, the last one short.
+        for (n, c, k, h, w) in [
+            (2, 3, 4, 6, 6),
+            (1, 2, 3, 5, 7),
+            (3, 4, 2, 1, 1),
+            (2, 16, 16, 8, 8),
+            (1, 1, 1, 3, 2),
+            (3, 5, 8, 5, 7),
+            (30, 72, 64, 7, 7),
+        ] {
             let x = values(n * c * h * w, 1);
             let wt = values(k * c * 9, 2);
             let mut y = vec![f64::NAN; n * k * h * w];
@@ -468,9 +494,10 @@ mod tests {
     }
 
     #[test]
-    fn the_f32_micro_kernel_agrees_with_the_definition() {
-        // f32 with K a multiple of 8 takes the vector micro-kernel; the reference is the f64 definition.
-        for (n, c, k, h, w) in [(3, 16, 16, 8, 8), (2, 5, 8, 7, 9), (1, 32, 24, 4, 4)] {
+    fn the_f32_kernels_agree_with_the_definition() {
+        // f32 with K a multiple of 8 takes the vector micro-kernel (a wide conv, the last, the `gemm` crate); the
+        // reference is the f64 definition.
+        for (n, c, k, h, w) in [(3, 16, 16, 8, 8), (2, 5, 8, 7, 9), (1, 32, 24, 4, 4), (3, 64, 80, 9, 9)] {
             let (x, wt) = (values(n * c * h * w, 6), values(k * c * 9, 7));
             let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let wf: Vec<f32> = wt.iter().map(|&v| v as f32).collect();

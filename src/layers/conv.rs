@@ -21,11 +21,15 @@ mod batch_wide;
 /// pass and, without a bias, their input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
 const WINOGRAD: bool = true;
 
-/// Winograd only up to 64 x 64 channels. Its 16 transformed weight matrices (16 C K floats: 256 KB at 64 x 64) are
-/// re-read for every group of tiles, and the groups are small so that the transformed input stays in cache; at
-/// 256 x 256 (4 MB, airbench's wide layers on 7x7 and 3x3 maps) that reading dominates and im2col + GEMM is 3-5x
-/// faster (`convkit bench --net airbench --profile`: training 47 img/s with Winograd there, 130-157 without).
-const WINOGRAD_MAX_CHANNEL_PAIRS: usize = 64 * 64;
+/// Convs wider than `winograd::NARROW_CHANNEL_PAIRS` take Winograd only where its transformed filter (16 C K
+/// values, made at every call and packed for every group of tiles: 1.8x the filter) is small against the work:
+/// up to 256 x 256 channels, maps of at least 7x7 and a call of at least 2048 tiles. Measured on two Zen 3 cores,
+/// forward: 512 images, 256 -> 256 on 7x7 179 against 216 ms for im2col, 64 -> 256 on 15x15 157 against 213; 16
+/// images, 128 -> 128 on 28x28 14.7 against 23.4 ms, but 512 -> 512 on 7x7 (320 tiles) 50 against 24; on 3x3 maps
+/// (airbench's last conv) the 2x2 tiles cover 4x4 and im2col was 1.5x faster (one core).
+const WINOGRAD_WIDE_MAX_CHANNEL_PAIRS: usize = 256 * 256;
+const WINOGRAD_WIDE_MIN_SIDE: usize = 7;
+const WINOGRAD_WIDE_MIN_TILES: usize = 2048;
 
 /// Columns per GEMM below which images are stacked side by side into one product. Small output maps (airbench's
 /// 7x7 and 3x3, the ResNets' 8x8) make per-image products short, and dW's then re-reads and re-writes its whole
@@ -250,19 +254,31 @@ impl<T: Float> Conv2d<T> {
 
     /// A 3x3 stride-1 "same" convolution without groups: Winograd's F(2x2, 3x3) computes its forward pass (a bias
     /// is added in the output transform) and, without a bias, its input gradient (`is_winograd`).
-    fn has_winograd_geometry(&self) -> bool {
+    /// `x` is the input's shape, `[n, c, h, w]`.
+    fn has_winograd_geometry(&self, x: &[usize]) -> bool {
         let c = &self.cfg;
+        let [n, _, h, w] = x[..] else { return false };
+        let wide_pays = || {
+            c.in_channels * c.out_channels <= WINOGRAD_WIDE_MAX_CHANNEL_PAIRS
+                && h.min(w) >= WINOGRAD_WIDE_MIN_SIDE
+                && n * h.div_ceil(2) * w.div_ceil(2) >= WINOGRAD_WIDE_MIN_TILES
+        };
         self.winograd
             && c.kernel == 3
             && c.stride == 1
             && c.padding == 1
             && c.groups == 1
-            && c.in_channels * c.out_channels <= WINOGRAD_MAX_CHANNEL_PAIRS
+            && (!self.is_wide_winograd() || wide_pays())
+    }
+
+    /// Wider than Winograd's narrow kernels (see `winograd::NARROW_CHANNEL_PAIRS`).
+    pub(super) fn is_wide_winograd(&self) -> bool {
+        self.cfg.in_channels * self.cfg.out_channels > winograd::NARROW_CHANNEL_PAIRS
     }
 
     /// Forward and backward through Winograd: its backward leaves db to nobody, so only convs without a bias.
-    fn is_winograd(&self) -> bool {
-        self.has_winograd_geometry() && self.bias.is_none()
+    fn is_winograd(&self, x: &[usize]) -> bool {
+        self.has_winograd_geometry(x) && self.bias.is_none()
     }
 
     /// The forward pass through Winograd's kernel; with `skip`, a residual block's sum (`skip` added after the
@@ -460,7 +476,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         // Only Winograd's output transform takes the sum; the ReLU has to come after it.
         let oshape = self.output_shape(x.shape()).ok()?;
         let fits = !self.cfg.relu && !after.relu && after.scale.len() == self.cfg.out_channels;
-        if !fits || skip.shape() != oshape || !self.has_winograd_geometry() {
+        if !fits || skip.shape() != oshape || !self.has_winograd_geometry(x.shape()) {
             return None;
         }
         let mut folded = self.folded(after);
@@ -473,7 +489,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         if self.is_depthwise() {
             return self.forward_depthwise(x, &oshape);
         }
-        if self.has_winograd_geometry() {
+        if self.has_winograd_geometry(x.shape()) {
             return self.forward_winograd(x, &oshape, None);
         }
         let g = self.geometry(x.shape());
@@ -539,13 +555,13 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let skip_dx = self.skip_dx;
         let relu = self.cfg.relu;
         let mut dx = if skip_dx { Tensor::zeros(x.shape()) } else { Tensor::uninit(x.shape()) };
-        if self.is_batch_wide(&g, n, chunk) {
+        if self.is_batch_wide(x.shape(), &g, n, chunk) {
             self.backward_batch_wide(&g, [x, dy, y], &mut dx);
             return dx;
         }
         // dX of a Winograd conv is itself one, a chunk of images at a time. dW comes from `filter_grad` where that
         // applies, else from im2col.
-        let wino = self.is_winograd() && !skip_dx;
+        let wino = self.is_winograd(x.shape()) && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
         let direct_dw = self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout);
         let stack = self.images_per_gemm(&g, n);
@@ -878,6 +894,33 @@ mod tests {
                     let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
                     assert!(err < 1e-12, "{cfg:?} (frozen {frozen}, skip dx {skip_dx}): {what} differs by {err}");
                 }
+            }
+        }
+    }
+
+    /// A conv wider than Winograd's narrow kernels takes Winograd on maps from 7x7 in calls of 2048 tiles or more
+    /// (its backward then over the batch where the slice plan would be short) and im2col otherwise; either way it
+    /// gives im2col's output and gradients.
+    #[test]
+    fn wide_convs_take_winograd_on_large_enough_calls() {
+        let cfg = Conv2dConfig::new(72, 64, 3).padding(1).bias(false).relu();
+        for (n, side, batch_wide, wino) in
+            [(128, 7, 0, true), (128, 7, 1 << 20, true), (127, 7, 0, false), (512, 3, 0, false)]
+        {
+            let x = crate::check::gradcheck::random_input(&[n, 72, side, side], 6);
+            let run = |winograd| {
+                let mut conv = cfg.build::<f64>(&mut rng(5)).unwrap();
+                (conv.winograd, conv.batch_wide) = (winograd, batch_wide);
+                assert_eq!(conv.is_winograd(x.shape()), winograd && wino);
+                let y = conv.forward(&x, Mode::Train);
+                let dy = Tensor::from_fn(y.shape(), |i| ((i * 17 % 23) as f64 / 11.0) - 1.0);
+                let dx = conv.backward(&x, &y, &dy);
+                [y.data().to_vec(), dx.data().to_vec(), conv.weight.grad.data().to_vec()]
+            };
+            let (im2col, winograd) = (run(false), run(true));
+            for (what, (a, b)) in ["y", "dx", "dW"].iter().zip(im2col.iter().zip(&winograd)) {
+                let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+                assert!(err < 1e-10, "{n} x {side}x{side} (batch-wide {batch_wide}): {what} differs by {err}");
             }
         }
     }

@@ -19,14 +19,15 @@ use rayon::prelude::*;
 const COLUMNS: usize = 1024;
 
 impl<T: Float> Conv2d<T> {
-    /// Whether this conv's products span the batch: a stride-1 conv without groups that Winograd does not take,
+    /// Whether this conv's products span the batch: a stride-1 conv without groups that Winograd's narrow kernels
+    /// do not take (a wide one's dX is then GEMM's, its forward still Winograd's),
     /// whose slice of the batch (`images_per_slice` images of `n` output pixels) has fewer columns than
     /// `batch_wide` times its output channels. The filter then costs the slice plan more than the images do.
-    pub(super) fn is_batch_wide(&self, g: &Geometry, n: usize, images_per_slice: usize) -> bool {
+    pub(super) fn is_batch_wide(&self, x: &[usize], g: &Geometry, n: usize, images_per_slice: usize) -> bool {
         let c = &self.cfg;
         c.groups == 1
             && g.stacks()
-            && !self.has_winograd_geometry()
+            && !(self.has_winograd_geometry(x) && !self.is_wide_winograd())
             && c.out_channels * self.batch_wide > images_per_slice * n
     }
 
