@@ -78,9 +78,10 @@ fn group_size(c: usize, k: usize, slots: usize) -> usize {
 /// images. Wider ones (airbench's 64 -> 256 and 256 -> 256, resnet18's 128 and up) take groups of about 256 tile
 /// slots and the `gemm` crate, whose packing then pays: the micro-kernel's small groups re-read all 16 `C x K`
 /// matrices (4 MB at 256 x 256) for a few dozen tiles each, 3-5x slower than im2col there.
-pub const NARROW_CHANNEL_PAIRS: usize = 64 * 64;
+const NARROW_CHANNEL_PAIRS: usize = 64 * 64;
 
-fn is_wide(c: usize, k: usize) -> bool {
+/// Whether a conv of `c` to `k` channels is wider than the micro-kernel's (`NARROW_CHANNEL_PAIRS`).
+pub fn is_wide(c: usize, k: usize) -> bool {
     c * k > NARROW_CHANNEL_PAIRS
 }
 

@@ -21,7 +21,7 @@ mod batch_wide;
 /// pass and, without a bias, their input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
 const WINOGRAD: bool = true;
 
-/// Convs wider than `winograd::NARROW_CHANNEL_PAIRS` take Winograd only where its transformed filter (16 C K
+/// Convs wider than Winograd's micro-kernel (`winograd::is_wide`) take Winograd only where its transformed filter (16 C K
 /// values, made at every call and packed for every group of tiles: 1.8x the filter) is small against the work:
 /// up to 256 x 256 channels, maps of at least 7x7 and a call of at least 2048 tiles. Measured on two Zen 3 cores,
 /// forward: 512 images, 256 -> 256 on 7x7 179 against 216 ms for im2col, 64 -> 256 on 15x15 157 against 213; 16
@@ -268,12 +268,7 @@ impl<T: Float> Conv2d<T> {
             && c.stride == 1
             && c.padding == 1
             && c.groups == 1
-            && (!self.is_wide_winograd() || wide_pays())
-    }
-
-    /// Wider than Winograd's narrow kernels (see `winograd::NARROW_CHANNEL_PAIRS`).
-    pub(super) fn is_wide_winograd(&self) -> bool {
-        self.cfg.in_channels * self.cfg.out_channels > winograd::NARROW_CHANNEL_PAIRS
+            && (!winograd::is_wide(c.in_channels, c.out_channels) || wide_pays())
     }
 
     /// Forward and backward through Winograd: its backward leaves db to nobody, so only convs without a bias.

@@ -11,7 +11,7 @@
 use super::{relu_gate, Conv2d};
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im_pitched, im2col_pitched, Geometry};
-use crate::kernels::threads;
+use crate::kernels::{threads, winograd};
 use crate::tensor::{Float, Tensor};
 use rayon::prelude::*;
 
@@ -27,7 +27,7 @@ impl<T: Float> Conv2d<T> {
         let c = &self.cfg;
         c.groups == 1
             && g.stacks()
-            && !(self.has_winograd_geometry(x) && !self.is_wide_winograd())
+            && !(self.has_winograd_geometry(x) && !winograd::is_wide(c.in_channels, c.out_channels))
             && c.out_channels * self.batch_wide > images_per_slice * n
     }
 
