@@ -963,8 +963,9 @@ fn print_bench(r: &bench::BenchResult) {
 
 fn print_train(report: &convkit::train::TrainReport, json: bool) -> Result<()> {
     println!(
-        "done in {:.0}s: best val accuracy {:.2}% (epoch {}), test accuracy {:.2}% on {} images",
+        "done in {:.0}s (training {:.1}s): best val accuracy {:.2}% (epoch {}), test accuracy {:.2}% on {} images",
         report.wall_seconds,
+        report.train_seconds,
         100.0 * report.best_val_accuracy,
         report.best_epoch,
         100.0 * report.test_accuracy,

@@ -40,6 +40,9 @@ fn small_run_learns() {
     assert!(rows[1][2] < rows[0][2], "train loss falls: {rows:?}");
     assert!(rep.test_accuracy > 0.85, "10 classes, chance is 0.1; got {}", rep.test_accuracy);
     assert_eq!((rep.train_images, rep.val_images, rep.test_images), (4000, 2000, 10000));
+    // Training time covers both epochs (metrics' seconds are per epoch), not the data loading or the test set.
+    let epochs = rows[0][7] + rows[1][7];
+    assert!(rep.train_seconds >= epochs && rep.train_seconds < rep.wall_seconds, "{epochs} {rep:?}");
     // The run folder reproduces itself: config.toml parses back to the recipe that ran.
     let cfg = TrainConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!(cfg, recipe(&run, 2, Some(4000)));

@@ -77,7 +77,11 @@ pub struct TrainReport {
     /// Set when early stopping ended the run before its last epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,
+    /// The whole command: data loading, training, the test set and the report.
     pub wall_seconds: f64,
+    /// Training alone: the model built (and initialised from data), then every epoch with its validation; what
+    /// PyTorch scripts usually time, so the figure to set beside theirs.
+    pub train_seconds: f64,
     #[serde(skip)]
     pub test: Option<EvalReport>,
 }
@@ -99,6 +103,7 @@ pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
             None
         }
     });
+    let training = Instant::now();
     let mut trainer = run.trainer()?;
     let mut cbs = run.callbacks(&mut trainer, opts.callbacks, opts.monitor_every)?;
     if opts.detect_anomaly {
@@ -106,8 +111,10 @@ pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
         cbs.0.insert(0, Box::new(callbacks::AnomalyDetector::default()));
     }
     let last = trainer.fit(&run.data, &run.info(), &mut cbs)?;
+    let train_seconds = training.elapsed().as_secs_f64();
     let test = run.test_set(opts.validation_only)?;
     let mut report = run.report(&trainer, last.as_ref(), &test, started)?;
+    report.train_seconds = train_seconds;
     cbs.train_end(&mut trainer, &test, &mut report)?;
     Ok(report)
 }

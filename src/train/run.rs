@@ -318,6 +318,7 @@ impl Run {
             sanity: self.sanity.clone(),
             diagnosis: Vec::new(),
             wall_seconds: started.elapsed().as_secs_f64(),
+            train_seconds: f64::NAN,
             test: Some(ev),
         })
     }
