@@ -24,7 +24,7 @@ for s in $seeds; do
   # seconds and peak resident KB. "trained in" / "training" is the part both scripts time alike: the model built
   # and whitened, then every epoch with its validation.
   [ -e "$run/report.json" ] || /usr/bin/time -f "%e %M" -o "$run.time" "$bin" train --config recipes/cifar10-fast.toml \
-    --set seed="$s" --threads 2 $epochs --target-acc 0.94 --no-sanity --out "$run" | grep -E "^(epoch|done|time to)" \
+    --set seed="$s" --threads 2 $epochs --target-acc 0.94 --no-sanity --out "$run" 2>&1 | grep -E "^(epoch|done|time to)" \
     | tee "$run.log"
   echo "convkit seed $s: $(grep -E '^(done|time to)' "$run.log" | tr '\n' ' ')process $(cat "$run.time" 2>/dev/null) (s, KB)" \
     | tee -a "$log"
@@ -35,3 +35,8 @@ for s in $seeds; do
     $epochs | tee "$out/torch-seed$s.log" | tail -n 2 | sed "s/^/torch seed $s: /" | tee -a "$log"
   echo "torch seed $s: process $(cat "$out/torch-seed$s.time") (s, KB)" | tee -a "$log"
 done
+# The machine's SGEMM peak in the same sitting (numpy, 2048^3, 2 threads; the median of three, as a first cold
+# call can read 25% low), for the fraction of it each side reached.
+OPENBLAS_NUM_THREADS=2 "$py" -c 'import sys; sys.argv = ["", "2"]; sys.path.insert(0, "bench"); import pytorch_ref as r
+import statistics as st; print(f"SGEMM peak, 2 threads: numpy {st.median(r.sgemm_peak()[0] for _ in range(3)):.0f} GFLOP/s")' \
+  | tee -a "$log"
