@@ -4,9 +4,9 @@
 //! never fire).
 
 use super::hook::{Hook, Site};
-use rayon::prelude::*;
 use crate::layers::{Layer, Mode};
 use crate::tensor::{Float, Tensor};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

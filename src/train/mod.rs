@@ -113,8 +113,7 @@ pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainReport> {
     let last = trainer.fit(&run.data, &run.info(), &mut cbs)?;
     let train_seconds = training.elapsed().as_secs_f64();
     let test = run.test_set(opts.validation_only)?;
-    let mut report = run.report(&trainer, last.as_ref(), &test, started)?;
-    report.train_seconds = train_seconds;
+    let mut report = run.report(&trainer, last.as_ref(), &test, started, train_seconds)?;
     cbs.train_end(&mut trainer, &test, &mut report)?;
     Ok(report)
 }

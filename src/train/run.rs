@@ -292,6 +292,7 @@ impl Run {
         last: Option<&EpochLog>,
         test: &TestSet,
         started: Instant,
+        train_seconds: f64,
     ) -> Result<TrainReport> {
         let ev = match test.idx.is_empty() {
             true => EvalReport::withheld(),
@@ -318,7 +319,7 @@ impl Run {
             sanity: self.sanity.clone(),
             diagnosis: Vec::new(),
             wall_seconds: started.elapsed().as_secs_f64(),
-            train_seconds: f64::NAN,
+            train_seconds,
             test: Some(ev),
         })
     }
