@@ -23,11 +23,11 @@ for s in $seeds; do
   # Each side's whole process (data from its decoded cache, training, the test set) under /usr/bin/time: wall
   # seconds and peak resident KB. "trained in" / "training" is the part both scripts time alike: the model built
   # and whitened, then every epoch with its validation.
-  [ -e "$run/report.json" ] || /usr/bin/time -f "%e %M" -o "$run.time" "$bin" train --config recipes/cifar10-fast.toml \
-    --set seed="$s" --threads 2 $epochs --target-acc 0.94 --no-sanity --out "$run" 2>&1 | grep -E "^(epoch|done|time to)" \
-    | tee "$run.log"
-  echo "convkit seed $s: $(grep -E '^(done|time to)' "$run.log" | tr '\n' ' ')process $(cat "$run.time" 2>/dev/null) (s, KB)" \
-    | tee -a "$log"
+  [ -e "$run/report.json" ] || /usr/bin/time -f "%e %M" -o "$run.time" "$bin" train \
+    --config recipes/cifar10-fast.toml --set seed="$s" --threads 2 $epochs --target-acc 0.94 --no-sanity \
+    --out "$run" 2>&1 | grep -E "^(epoch|done|time to)" | tee "$run.log"
+  done_line=$(grep -E '^(done|time to)' "$run.log" | tr '\n' ' ')
+  echo "convkit seed $s: ${done_line}process $(cat "$run.time" 2>/dev/null) (s, KB)" | tee -a "$log"
   for tta in single flip-translate; do
     echo "convkit seed $s --tta $tta: $("$bin" eval --run "$run" --tta "$tta" --json | tail -1 | cut -c1-60)" | tee -a "$log"
   done
@@ -37,6 +37,11 @@ for s in $seeds; do
 done
 # The machine's SGEMM peak in the same sitting (numpy, 2048^3, 2 threads; the median of three, as a first cold
 # call can read 25% low), for the fraction of it each side reached.
-OPENBLAS_NUM_THREADS=2 "$py" -c 'import sys; sys.argv = ["", "2"]; sys.path.insert(0, "bench"); import pytorch_ref as r
-import statistics as st; print(f"SGEMM peak, 2 threads: numpy {st.median(r.sgemm_peak()[0] for _ in range(3)):.0f} GFLOP/s")' \
-  | tee -a "$log"
+OPENBLAS_NUM_THREADS=2 "$py" - <<'PY' | tee -a "$log"
+import statistics, sys
+sys.argv = ["", "2"]
+sys.path.insert(0, "bench")
+import pytorch_ref
+peak = statistics.median(pytorch_ref.sgemm_peak()[0] for _ in range(3))
+print(f"SGEMM peak, 2 threads: numpy {peak:.0f} GFLOP/s")
+PY

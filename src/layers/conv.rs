@@ -21,8 +21,8 @@ mod batch_wide;
 /// pass and, without a bias, their input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
 const WINOGRAD: bool = true;
 
-/// Convs wider than Winograd's micro-kernel (`winograd::is_wide`) take Winograd only where its transformed filter (16 C K
-/// values, made at every call and packed for every group of tiles: 1.8x the filter) is small against the work:
+/// Convs wider than Winograd's micro-kernel (`winograd::is_wide`) take Winograd only where its transformed filter
+/// (16 C K values, made at every call and packed for every group of tiles: 1.8x the filter) is small against the work:
 /// up to 256 x 256 channels, maps of at least 7x7 and a call of at least 2048 tiles. Measured on two Zen 3 cores,
 /// forward: 512 images, 256 -> 256 on 7x7 179 against 216 ms for im2col, 64 -> 256 on 15x15 157 against 213; 16
 /// images, 128 -> 128 on 28x28 14.7 against 23.4 ms, but 512 -> 512 on 7x7 (320 tiles) 50 against 24; on 3x3 maps
