@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod reduce;
 pub mod winograd;
+pub mod winograd_filter_grad;
 
 /// How many pieces to split a batch into so that each core gets one (rayon's pool size).
 pub fn threads() -> usize {

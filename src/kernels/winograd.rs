@@ -12,7 +12,8 @@
 //! swapped), so `input_grad_weights` serves backward with the same kernel.
 //!
 //! `Conv2d` uses it for the forward pass of 3x3 stride-1 convs and the input gradient of those without a bias
-//! (`WINOGRAD` in `layers/conv.rs`; measured in ARCHITECTURE.md); the conv tests run both paths.
+//! (`WINOGRAD` in `layers/conv.rs`; measured in ARCHITECTURE.md); the conv tests run both paths. Their filter
+//! gradient runs the same transforms backwards (`kernels/winograd_filter_grad.rs`).
 
 use super::gemm::{matmul_strided, Mat};
 use crate::tensor::Float;
@@ -88,17 +89,18 @@ pub fn is_wide(c: usize, k: usize) -> bool {
 /// Where the tiles of one plane sit. Tile `(i, j)` is slot `i * half + j` with `half = tw + 1`: each tile row has
 /// one extra slot, computed and never read, so that every step of both transforms is one flat pass over a plane.
 #[derive(Clone, Copy)]
-struct Tiles {
-    tw: usize,
-    half: usize,
+pub(super) struct Tiles {
+    /// Tile columns.
+    pub tw: usize,
+    pub half: usize,
     /// Slots per plane.
-    slots: usize,
+    pub slots: usize,
     /// Elements per phase plane: `(th + 1) x half`, plus one so that shifted reads stay inside.
-    phase: usize,
+    pub phase: usize,
 }
 
 impl Tiles {
-    fn new(h: usize, w: usize) -> Self {
+    pub fn new(h: usize, w: usize) -> Self {
         let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
         let half = tw + 1;
         Tiles { tw, half, slots: th * half, phase: (th + 1) * half + 1 }
@@ -269,7 +271,7 @@ impl<V: Copy> Block<'_, V> {
 /// Copies a plane into the four parity phases of its zero-bordered version: padded pixel `(py + 2a, px + 2b)` (the
 /// plane's `(py + 2a - 1, px + 2b - 1)`) goes to phase `2 py + px` at `a * half + b`. The border stays zero.
 #[inline(always)]
-fn fill_phases<T: Float>(plane: &[T], w: usize, tl: &Tiles, phases: &mut [T]) {
+pub(super) fn fill_phases<T: Float>(plane: &[T], w: usize, tl: &Tiles, phases: &mut [T]) {
     for (yy, row) in plane.chunks_exact(w).enumerate() {
         let (py, a) = ((yy + 1) % 2, (yy + 1) / 2);
         let at = |px: usize| (2 * py + px) * tl.phase + a * tl.half;
@@ -291,7 +293,7 @@ fn fill_phases<T: Float>(plane: &[T], w: usize, tl: &Tiles, phases: &mut [T]) {
 /// `(r, x)` is phase `(r % 2, x % 2)` at slot + `(r / 2) * half + x / 2`: with the phases, each of the transform's
 /// steps is a flat pass over the plane's slots. Each pass reads its four inputs once and writes four outputs.
 #[inline(always)]
-fn transform_input<T: Float>(q: &[T], tmp: &mut [T], tl: &Tiles, v: &mut [T], at: usize, e_stride: usize) {
+pub(super) fn transform_input<T: Float>(q: &[T], tmp: &mut [T], tl: &Tiles, v: &mut [T], at: usize, e_stride: usize) {
     let (n, half) = (tl.slots + 1, tl.half);
     let ph = |py: usize, px: usize, shift: usize| &q[(2 * py + px) * tl.phase + shift..][..n];
     // B^T d (rows) for each column parity px: r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3. Row r of

@@ -9,7 +9,7 @@ use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, col2im_pitched, im2col, im2col_pitched, Geometry};
 use crate::kernels::threads;
-use crate::kernels::{depthwise, filter_grad, reduce, simd, winograd};
+use crate::kernels::{depthwise, filter_grad, reduce, simd, winograd, winograd_filter_grad};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -145,8 +145,9 @@ pub struct Conv2d<T: Float> {
     stack_columns: usize,
     /// `BATCH_WIDE` by default; tests run 0 (never) and a large value (always, where the geometry allows).
     batch_wide: usize,
-    /// dW of 3x3 convs through `kernels::filter_grad` where it applies (f32, K a multiple of 16, a gradient that
-    /// fits L2); tests turn it off to compare with im2col.
+    /// dW of 3x3 convs without im2col where a kernel applies (f32): `kernels::winograd_filter_grad` where Winograd
+    /// runs the forward pass, else `kernels::filter_grad` (K a multiple of 16, a gradient that fits L2); tests turn
+    /// it off to compare with im2col.
     direct_dw: bool,
 }
 
@@ -559,6 +560,12 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         let wino = self.is_winograd(x.shape()) && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
         let direct_dw = self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout);
+        // Where Winograd computes the forward pass, its transforms give dW in 4/9 of the direct kernel's multiplies.
+        let wino_dw = self.direct_dw
+            && want_dw
+            && self.has_winograd_geometry(x.shape())
+            && winograd_filter_grad::applies::<T>(g.c, cout);
+        let direct_dw = direct_dw || wino_dw;
         let stack = self.images_per_gemm(&g, n);
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
@@ -583,7 +590,11 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                     let (Some(x32), Some(dy32), Some(dw32)) = f32s else {
                         unreachable!("filter_grad applies to f32 only")
                     };
-                    filter_grad::accumulate(x32, dy32, &g, cout, dw32);
+                    if wino_dw {
+                        winograd_filter_grad::accumulate(x32, dy32, [g.c, g.h, g.w], cout, dw32);
+                    } else {
+                        filter_grad::accumulate(x32, dy32, &g, cout, dw32);
+                    }
                 }
                 T::pool().give(all);
                 // Winograd's convs have no bias: nothing is left unless dW still needs im2col.
@@ -812,13 +823,16 @@ mod tests {
         }
     }
 
-    /// In f32 with output channels a multiple of 16, a 3x3 conv's dW comes from `kernels::filter_grad`; im2col's
-    /// GEMM is the reference: Winograd-shaped, with the fused ReLU, strided (stacked images and not), with a bias.
+    /// In f32 a 3x3 conv's dW comes from `kernels::winograd_filter_grad` where Winograd runs the forward pass (any
+    /// output channels, with or without a bias) and from `kernels::filter_grad` for other geometries with output
+    /// channels a multiple of 16; im2col's GEMM is the reference: Winograd-shaped, with the fused ReLU, strided
+    /// (stacked images and not), with a bias.
     #[test]
     fn the_direct_filter_gradient_equals_im2col_in_f32() {
         let configs = [
             Conv2dConfig::new(5, 16, 3).padding(1).bias(false),
             Conv2dConfig::new(3, 32, 3).padding(1).bias(false).relu(),
+            Conv2dConfig::new(6, 24, 3).padding(1).relu(),
             Conv2dConfig::new(4, 16, 3).padding(1).stride(2).relu(),
             Conv2dConfig::new(2, 16, 3).stride(2).bias(false),
         ];
