@@ -107,8 +107,8 @@ impl pulp::WithSimd for Job<'_> {
 
 /// Copies a gradient plane into its four parity phases, in the tile slots of `Tiles`: pixel `(2i + r, 2j + s)`
 /// goes to phase `2r + s` at `i * half + j`. Slots past the plane (the spare one per tile row, and the last row
-/// or column of an odd size) are never written and stay zero.
-#[inline(always)]
+/// or column of an odd size) are never written and stay zero. Not inlined, as `winograd::fill_phases`.
+#[inline(never)]
 fn split_phases(plane: &[f32], w: usize, tl: &Tiles, phases: &mut [f32]) {
     for (yy, row) in plane.chunks_exact(w).enumerate() {
         let at = |s: usize| (2 * (yy % 2) + s) * tl.phase + (yy / 2) * tl.half;
