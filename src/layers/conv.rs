@@ -588,7 +588,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                 if direct_dw {
                     let f32s = (T::as_f32(xc), T::as_f32(dy_all), T::as_f32_mut(&mut dw));
                     let (Some(x32), Some(dy32), Some(dw32)) = f32s else {
-                        unreachable!("filter_grad applies to f32 only")
+                        unreachable!("the direct dW kernels apply to f32 only")
                     };
                     if wino_dw {
                         winograd_filter_grad::accumulate(x32, dy32, [g.c, g.h, g.w], cout, dw32);
