@@ -11,9 +11,9 @@
 //! The input gradient of such a convolution is again one (with each kernel turned 180 degrees and the channel roles
 //! swapped), so `input_grad_weights` serves backward with the same kernel.
 //!
-//! `Conv2d` uses it for the forward pass of 3x3 stride-1 convs and the input gradient of those without a bias
-//! (`WINOGRAD` in `layers/conv.rs`; measured in ARCHITECTURE.md); the conv tests run both paths. Their filter
-//! gradient runs the same transforms backwards (`kernels/winograd_filter_grad.rs`).
+//! `Conv2d` uses it for the forward pass and the input gradient of 3x3 stride-1 convs (`WINOGRAD` in
+//! `layers/conv.rs`; measured in ARCHITECTURE.md); the conv tests run both paths. Their filter gradient runs the
+//! same transforms backwards (`kernels/winograd_filter_grad.rs`).
 
 use super::gemm::{matmul_strided, Mat};
 use crate::tensor::Float;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 mod batch_wide;
 
 /// Whether 3x3 stride-1 convolutions go through Winograd's F(2x2, 3x3) (`kernels/winograd.rs`) for their forward
-/// pass and, without a bias, their input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
+/// pass and their input gradient (measured in ARCHITECTURE.md, "Winograd"). Tests run both paths.
 const WINOGRAD: bool = true;
 
 /// Convs wider than Winograd's micro-kernel (`winograd::is_wide`) take Winograd only where its transformed filter
@@ -254,7 +254,7 @@ impl<T: Float> Conv2d<T> {
     }
 
     /// A 3x3 stride-1 "same" convolution without groups: Winograd's F(2x2, 3x3) computes its forward pass (a bias
-    /// is added in the output transform) and, without a bias, its input gradient (`is_winograd`).
+    /// is added in the output transform), its input gradient and, up to 64 x 64 channels, its filter gradient.
     /// `x` is the input's shape, `[n, c, h, w]`.
     fn has_winograd_geometry(&self, x: &[usize]) -> bool {
         let c = &self.cfg;
@@ -270,11 +270,6 @@ impl<T: Float> Conv2d<T> {
             && c.padding == 1
             && c.groups == 1
             && (!winograd::is_wide(c.in_channels, c.out_channels) || wide_pays())
-    }
-
-    /// Forward and backward through Winograd: its backward leaves db to nobody, so only convs without a bias.
-    fn is_winograd(&self, x: &[usize]) -> bool {
-        self.has_winograd_geometry(x) && self.bias.is_none()
     }
 
     /// The forward pass through Winograd's kernel; with `skip`, a residual block's sum (`skip` added after the
@@ -557,7 +552,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         }
         // dX of a Winograd conv is itself one, a chunk of images at a time. dW comes from `filter_grad` where that
         // applies, else from im2col.
-        let wino = self.is_winograd(x.shape()) && !skip_dx;
+        let wino = self.has_winograd_geometry(x.shape()) && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
         let direct_dw = self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout);
         // Where Winograd computes the forward pass, its transforms give dW in 4/9 of the direct kernel's multiplies.
@@ -577,9 +572,12 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             .map(|(((dxc, xc), dyc), yc)| {
                 let mut dw = if want_dw { T::pool().take_zeroed(w.len()) } else { Vec::new() };
                 let mut db = vec![T::zero(); if want_db { cout } else { 0 }];
-                // Through a fused ReLU, the output gradient is gated once for the whole slice when the kernels
-                // below take it whole.
-                let mut all = if relu && (wino || direct_dw) { T::pool().take(dyc.len()) } else { Vec::new() };
+                // What is left for im2col after the kernels that take the slice whole.
+                let (im2col_dw, im2col_dx) = (want_dw && !direct_dw, !skip_dx && !wino);
+                let whole = wino || direct_dw || !(im2col_dw || im2col_dx);
+                // Through a fused ReLU, the output gradient is gated once for the whole slice when those kernels
+                // take it.
+                let mut all = if relu && whole { T::pool().take(dyc.len()) } else { Vec::new() };
                 let dy_all = if all.is_empty() { dyc } else { relu_gate(dyc, yc, &mut all) };
                 if wino {
                     // dX of the whole slice at once, so that the products see many tiles.
@@ -596,16 +594,20 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                         filter_grad::accumulate(x32, dy32, &g, cout, dw32);
                     }
                 }
-                T::pool().give(all);
-                // Winograd's convs have no bias: nothing is left unless dW still needs im2col.
-                let im2col_dw = want_dw && !direct_dw;
-                if wino && !im2col_dw {
+                if !(im2col_dw || im2col_dx) {
+                    // Only db is left: each channel's sum of the (gated) output gradient.
+                    if want_db {
+                        for (plane, rows) in dy_all.chunks(n).enumerate() {
+                            db[plane % cout] += rows.iter().copied().sum::<T>();
+                        }
+                    }
+                    T::pool().give(all);
                     return (dw, db);
                 }
+                T::pool().give(all);
                 if stack > 1 {
-                    let want_dx = !skip_dx && !wino;
                     let dw_here = if im2col_dw { &mut dw[..] } else { &mut [] };
-                    self.backward_stacked(&g, [xc, dyc, yc], dxc, dw_here, &mut db, n, stack, want_dx);
+                    self.backward_stacked(&g, [xc, dyc, yc], dxc, dw_here, &mut db, n, stack, im2col_dx);
                     return (dw, db);
                 }
                 let mut cols = if g.is_pointwise() { Vec::new() } else { T::pool().take(g.buffer_len()) };
@@ -643,7 +645,7 @@ impl<T: Float> Layer<T> for Conv2d<T> {
                                 1,
                             );
                         }
-                        if !skip_dx && !wino {
+                        if im2col_dx {
                             // dcols = W_g^T . dY_g, then fold the columns back onto the image.
                             let wg = Mat::new(&w[grp * cout_g * kdim..][..cout_g * kdim], cout_g, kdim).t();
                             let dxg = &mut dxi[grp * in_len..][..in_len];
@@ -920,7 +922,7 @@ mod tests {
             let run = |winograd| {
                 let mut conv = cfg.build::<f64>(&mut rng(5)).unwrap();
                 (conv.winograd, conv.batch_wide) = (winograd, batch_wide);
-                assert_eq!(conv.is_winograd(x.shape()), winograd && wino);
+                assert_eq!(conv.has_winograd_geometry(x.shape()), winograd && wino);
                 let y = conv.forward(&x, Mode::Train);
                 let dy = Tensor::from_fn(y.shape(), |i| ((i * 17 % 23) as f64 / 11.0) - 1.0);
                 let dx = conv.backward(&x, &y, &dy);
