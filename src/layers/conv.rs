@@ -550,8 +550,8 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             self.backward_batch_wide(&g, [x, dy, y], &mut dx);
             return dx;
         }
-        // dX of a Winograd conv is itself one, a chunk of images at a time. dW comes from `filter_grad` where that
-        // applies, else from im2col.
+        // dX of a Winograd conv is itself one, a chunk of images at a time. dW comes from `winograd_filter_grad` or
+        // `filter_grad` where they apply, else from im2col.
         let wino = self.has_winograd_geometry(x.shape()) && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
         let direct_dw = self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout);
