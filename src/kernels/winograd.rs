@@ -362,7 +362,7 @@ fn output_step<T: Float>(s0: &mut [T], s1: &mut [T], a: &[T], b: &[T], c: &[T], 
 
 /// Four slices of `len` values, `stride` apart from `start`: the four outputs of one pass.
 #[inline(always)]
-fn strided4<T>(v: &mut [T], start: usize, stride: usize, len: usize) -> [&mut [T]; 4] {
+pub(super) fn strided4<T>(v: &mut [T], start: usize, stride: usize, len: usize) -> [&mut [T]; 4] {
     let (a, rest) = v[start..].split_at_mut(stride);
     let (b, rest) = rest.split_at_mut(stride);
     let (c, d) = rest.split_at_mut(stride);

@@ -10,7 +10,7 @@
 //! in the same slots, both tile-contiguous: the products are dot products along the tiles, a block of channel
 //! pairs in registers, summed across the vector's lanes once per group of images.
 
-use super::winograd::{fill_phases, transform_input, Tiles};
+use super::winograd::{fill_phases, strided4, transform_input, Tiles};
 use crate::tensor::Float;
 
 /// Whether `accumulate` takes a conv of `c` to `k` channels: f32 (f64 gradient checks keep im2col), and at most
@@ -151,15 +151,6 @@ fn transform_grad(q: &[f32], tl: &Tiles, d: &mut [f32], at: usize, e_stride: usi
             (d4[j], d5[j], d6[j], d7[j]) = (b0, b0 + b1, b0 - b1, -b1);
         }
     }
-}
-
-/// Four slices of `len` values, `stride` apart from `start`.
-#[inline(always)]
-fn strided4(v: &mut [f32], start: usize, stride: usize, len: usize) -> [&mut [f32]; 4] {
-    let (a, rest) = v[start..].split_at_mut(stride);
-    let (b, rest) = rest.split_at_mut(stride);
-    let (c, d) = rest.split_at_mut(stride);
-    [&mut a[..len], &mut b[..len], &mut c[..len], &mut d[..len]]
 }
 
 /// `dg = G^T dU G` for every channel pair, added to `dw` (`[C][3][3][K]`). Along each axis `G^T` takes the four
