@@ -7,8 +7,8 @@
 //! multiplies per 4 output pixels and channel pair where the direct kernel (`kernels/filter_grad.rs`) does 36.
 //!
 //! `V` comes from the forward's own input transform, and `D` from flat passes over the gradient's parity phases
-//! in the same slots, both tile-contiguous: the products are dot products along the tiles, a block of channel
-//! pairs in registers, summed across the vector's lanes once per group of images.
+//! (the same phase fill) in the same slots, both tile-contiguous: the products are dot products along the tiles,
+//! a block of channel pairs in registers, summed across the vector's lanes once per group of images.
 
 use super::winograd::{fill_phases, strided4, transform_input, Tiles};
 use crate::tensor::Float;
@@ -43,20 +43,19 @@ pub fn accumulate(x: &[f32], dy: &[f32], [c, h, w]: [usize; 3], k: usize, dw: &m
     let group = (GROUP_TILES / tl.slots).max(1);
     let t_max = (group.min(n) * tl.slots).next_multiple_of(LANES);
     let pool = f32::pool();
-    // The phases' borders (and the gradient's spare slots) stay zero.
-    let (mut phases, mut grad) = (pool.take_zeroed(4 * tl.phase), pool.take_zeroed(4 * tl.phase));
+    // The phases' borders stay zero: input and gradient planes are filled into the same buffer in turn.
+    let mut phases = pool.take_zeroed(4 * tl.phase);
     let (mut tmp, mut v, mut d) =
         (pool.take(12 * (tl.slots + 1)), pool.take(16 * c * t_max), pool.take(16 * k * t_max));
     let mut du = pool.take_zeroed(16 * c * k);
-    let bufs = Buffers { phases: &mut phases, grad: &mut grad, tmp: &mut tmp, v: &mut v, d: &mut d, du: &mut du };
+    let bufs = Buffers { phases: &mut phases, tmp: &mut tmp, v: &mut v, d: &mut d, du: &mut du };
     super::arch().dispatch(Job { x, dy, chw: [c, h, w], k, tl, group, bufs, dw });
-    [phases, grad, tmp, v, d, du].into_iter().for_each(|b| pool.give(b));
+    [phases, tmp, v, d, du].into_iter().for_each(|b| pool.give(b));
 }
 
 /// The scratch of one call, from the tensor pool.
 struct Buffers<'a> {
     phases: &'a mut [f32],
-    grad: &'a mut [f32],
     tmp: &'a mut [f32],
     v: &'a mut [f32],
     d: &'a mut [f32],
@@ -81,7 +80,7 @@ impl pulp::WithSimd for Job<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let Job { x, dy, chw: [c, h, w], k, tl, group, bufs, dw } = self;
-        let Buffers { phases, grad, tmp, v, d, du } = bufs;
+        let Buffers { phases, tmp, v, d, du } = bufs;
         let (n, plane) = (x.len() / (c * h * w).max(1), h * w);
         for first in (0..n).step_by(group) {
             let imgs = group.min(n - first);
@@ -93,8 +92,8 @@ impl pulp::WithSimd for Job<'_> {
                     transform_input(phases, tmp, &tl, v, ci * t + i * tl.slots, c * t);
                 }
                 for ko in 0..k {
-                    split_phases(&dy[((first + i) * k + ko) * plane..][..plane], w, &tl, grad);
-                    transform_grad(grad, &tl, d, ko * t + i * tl.slots, k * t);
+                    fill_phases(&dy[((first + i) * k + ko) * plane..][..plane], w, &tl, phases);
+                    transform_grad(phases, &tl, d, ko * t + i * tl.slots, k * t);
                 }
             }
             // The padding past the last tile adds nothing.
@@ -105,32 +104,18 @@ impl pulp::WithSimd for Job<'_> {
     }
 }
 
-/// Copies a gradient plane into its four parity phases, in the tile slots of `Tiles`: pixel `(2i + r, 2j + s)`
-/// goes to phase `2r + s` at `i * half + j`. Slots past the plane (the spare one per tile row, and the last row
-/// or column of an odd size) are never written and stay zero. Not inlined, as `winograd::fill_phases`.
-#[inline(never)]
-fn split_phases(plane: &[f32], w: usize, tl: &Tiles, phases: &mut [f32]) {
-    for (yy, row) in plane.chunks_exact(w).enumerate() {
-        let at = |s: usize| (2 * (yy % 2) + s) * tl.phase + (yy / 2) * tl.half;
-        let (lo, hi) = phases.split_at_mut(at(1));
-        let (even, odd) = (&mut lo[at(0)..][..tl.tw], &mut hi[..tl.tw]);
-        let pairs = row.chunks_exact(2);
-        if let [last] = pairs.remainder() {
-            even[w / 2] = *last;
-        }
-        for ((p, e), o) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
-            (*e, *o) = (p[0], p[1]);
-        }
-    }
-}
-
 /// `A dy A^T` of every 2x2 block of one gradient plane, to `d[e * e_stride + at + slot]`. Along each axis the two
 /// values `(p, q)` become `(p, p + q, p - q, -q)`. Each pass reads the four phases and writes two rows of the
 /// result (8 of the 16 tile positions), so that nothing goes through a scratch row.
+///
+/// `q` is the plane as `winograd::fill_phases` leaves it, zero-bordered: pixel `(2i + r, 2j + s)` is padded pixel
+/// `(2i + r + 1, 2j + s + 1)`, so block `(r, s)` of tile slot `i * half + j` sits in phase `(1 - r, 1 - s)`, one
+/// row (`half`) further for `r = 1` and one slot further for `s = 1`. What a spare slot or an odd size reads
+/// there is the zero border or past it, never written: those tiles get zeros.
 #[inline(always)]
 fn transform_grad(q: &[f32], tl: &Tiles, d: &mut [f32], at: usize, e_stride: usize) {
     let n = tl.slots;
-    let ph = |r: usize, s: usize| &q[(2 * r + s) * tl.phase..][..n];
+    let ph = |r: usize, s: usize| &q[(2 * (1 - r) + 1 - s) * tl.phase + r * tl.half + s..][..n];
     let (p00, p01, p10, p11) = (ph(0, 0), ph(0, 1), ph(1, 0), ph(1, 1));
     for half in 0..2 {
         let (lo, hi) = d.split_at_mut((8 * half + 4) * e_stride);

@@ -552,15 +552,12 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         }
         // dX of a Winograd conv is itself one, a chunk of images at a time. dW comes from `winograd_filter_grad` or
         // `filter_grad` where they apply, else from im2col.
-        let wino = self.has_winograd_geometry(x.shape()) && !skip_dx;
+        let wino_geometry = self.has_winograd_geometry(x.shape());
+        let wino = wino_geometry && !skip_dx;
         let u_dx = if wino { winograd::input_grad_weights(w, cout, g.c) } else { Vec::new() };
-        let direct_dw = self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout);
         // Where Winograd computes the forward pass, its transforms give dW in 4/9 of the direct kernel's multiplies.
-        let wino_dw = self.direct_dw
-            && want_dw
-            && self.has_winograd_geometry(x.shape())
-            && winograd_filter_grad::applies::<T>(g.c, cout);
-        let direct_dw = direct_dw || wino_dw;
+        let wino_dw = self.direct_dw && want_dw && wino_geometry && winograd_filter_grad::applies::<T>(g.c, cout);
+        let direct_dw = wino_dw || (self.direct_dw && want_dw && groups == 1 && filter_grad::applies::<T>(&g, cout));
         let stack = self.images_per_gemm(&g, n);
         // Each slice of the batch accumulates its own dW and db; they are summed after.
         let partials: Vec<(Vec<T>, Vec<T>)> = dx
