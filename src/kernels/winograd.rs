@@ -65,14 +65,15 @@ pub fn input_grad_weights<T: Float>(w: &[T], k: usize, c: usize) -> Vec<T> {
     weights(&flipped, c, k)
 }
 
-/// Images per group: enough tiles for long products, few enough that the transformed input stays in cache.
+/// Images per group: enough tiles for long products, few enough that the transformed input stays in cache (`V`
+/// at most about 256 KB, and `M` as much: half of a Zen 3 core's L2; twice that was 5-20% slower there).
 /// Wide convs' groups hold about 256 tile slots: 128 and 512 were slower on two Zen 3 cores (64 -> 256 on 15x15,
 /// forward 188 and 195 ms against 157 for 512 images).
 fn group_size(c: usize, k: usize, slots: usize) -> usize {
     if is_wide(c, k) {
         return (256 / slots.max(1)).max(1);
     }
-    (8192 / (c.max(k) * slots).max(1)).max(1)
+    (4096 / (c.max(k) * slots).max(1)).max(1)
 }
 
 /// Channel pairs up to which a conv is narrow: its products go through the micro-kernel in small groups of
@@ -86,24 +87,29 @@ pub fn is_wide(c: usize, k: usize) -> bool {
     c * k > NARROW_CHANNEL_PAIRS
 }
 
-/// Where the tiles of one plane sit. Tile `(i, j)` is slot `i * half + j` with `half = tw + 1`: each tile row has
-/// one extra slot, computed and never read, so that every step of both transforms is one flat pass over a plane.
+/// Where the tiles of one plane sit: tile `(i, j)` is slot `i * tw + j`, every slot a tile. (An earlier layout
+/// gave each tile row a spare slot for the zero border, so that the column step needed no fix-up: 6%, 12.5% and
+/// 25% more products on 32x32, 16x16 and 8x8 maps.)
 #[derive(Clone, Copy)]
 pub(super) struct Tiles {
     /// Tile columns.
     pub tw: usize,
-    pub half: usize,
-    /// Slots per plane.
+    /// Slots (tiles) per plane.
     pub slots: usize,
-    /// Elements per phase plane: `(th + 1) x half`, plus one so that shifted reads stay inside.
+    /// Elements per phase plane: `th + 1` rows of `tw`.
     pub phase: usize,
 }
 
 impl Tiles {
     pub fn new(h: usize, w: usize) -> Self {
         let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-        let half = tw + 1;
-        Tiles { tw, half, slots: th * half, phase: (th + 1) * half + 1 }
+        Tiles { tw, slots: th * tw, phase: (th + 1) * tw }
+    }
+
+    /// Scratch for one plane's transforms: 8 rows of `slots` values with one more each side (input), or 12 rows
+    /// (output).
+    pub fn tmp_len(&self) -> usize {
+        12 * (self.slots + 2)
     }
 }
 
@@ -130,12 +136,13 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
     let group = group_size(c, k, tl.slots);
     let step = slot_step();
     let t_max = (group.min(n) * tl.slots).next_multiple_of(step);
+    let ts_max = row_stride(t_max);
+    let (vs_max, ms_max) = (position_stride(c, ts_max, step), position_stride(k, ts_max, step));
     let pool = T::pool();
-    // The phases' borders must be zero; the other buffers are written before they are read (spare slots aside,
-    // which are never read back).
+    // The phases' borders must be zero; the other buffers are written before they are read (the padding past a
+    // group's last tile aside, which is never read back).
     let mut phases = pool.take_zeroed(4 * tl.phase);
-    let (mut tmp, mut v, mut m) =
-        (pool.take(12 * (tl.slots + 1)), pool.take(16 * c * t_max), pool.take(16 * k * t_max));
+    let (mut tmp, mut v, mut m) = (pool.take(tl.tmp_len()), pool.take(16 * vs_max), pool.take(16 * ms_max));
     super::simd(
         #[inline(always)]
         || {
@@ -143,18 +150,20 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
                 let imgs = group.min(n - first);
                 // Slots rounded up to whole vectors for the products.
                 let t = (imgs * tl.slots).next_multiple_of(step);
+                let ts = row_stride(t);
+                let (vs, ms) = (position_stride(c, ts, step), position_stride(k, ts, step));
                 for i in 0..imgs {
                     for ci in 0..c {
                         fill_phases(&x[((first + i) * c + ci) * h * w..][..h * w], w, &tl, &mut phases);
-                        transform_input(&phases, &mut tmp, &tl, &mut v, ci * t + i * tl.slots, c * t);
+                        transform_input(&phases, &mut tmp, &tl, &mut v, ci * ts + i * tl.slots, vs);
                     }
                 }
-                products(&v, u, &mut m, [c, k, t]);
+                products(&v, u, &mut m, [c, k, t], [ts, vs, ms]);
                 for i in 0..imgs {
                     for ko in 0..k {
                         let plane = ((first + i) * k + ko) * h * w;
                         let out = &mut y[plane..][..h * w];
-                        transform_output(&m, &mut tmp, &tl, ko * t + i * tl.slots, k * t, [h, w], out);
+                        transform_output(&m, &mut tmp, &tl, ko * ts + i * tl.slots, ms, [h, w], out);
                         finish(out, after.bias.map(|b| b[ko]), after.skip.map(|s| &s[plane..][..h * w]), after.relu);
                     }
                 }
@@ -162,6 +171,24 @@ pub fn conv<T: Float>(x: &[T], [c, h, w]: [usize; 3], u: &[T], k: usize, y: &mut
         },
     );
     [phases, tmp, v, m].into_iter().for_each(|b| pool.give(b));
+}
+
+/// Elements from one channel's row of tile slots to the next (`t` used): an odd number of 64-byte lines, so that
+/// the products' 16-64 rows at a time fall in as many L1 sets. At 2 KB (two 32x32 images' 512 slots) they fell in
+/// two sets and evicted each other: 16 -> 16 took 20% longer.
+pub(super) fn row_stride(t: usize) -> usize {
+    if (t / 16).is_multiple_of(2) {
+        t + 16
+    } else {
+        t
+    }
+}
+
+/// Elements from one tile position's rows (`rows x ts`) to the next: one `step` more than they take. The
+/// transforms read or write four positions at once, which at multiples of 4 KB apart share L1 sets and stall on
+/// false store-to-load dependencies.
+pub(super) fn position_stride(rows: usize, ts: usize, step: usize) -> usize {
+    rows * ts + step
 }
 
 /// Output channels go 8 at a time through the products' micro-kernel (6 and 4 with AVX2's 16 registers).
@@ -181,25 +208,27 @@ fn slot_step() -> usize {
     super::arch().dispatch(Step)
 }
 
-/// The 16 products `M_e (K x t) = U_e^T (K x C) . V_e (C x t)`, one per tile position. With C and K of 16 to 64
-/// these are short, thin products where a general GEMM spends its time packing. In f32 with K a multiple of 8 a
-/// micro-kernel keeps a block of 8 (AVX2: 6 or 4) channels x 2 vectors of `M_e` in registers and streams `C`
-/// through it, one broadcast multiply-add per element; otherwise (f64, gradient checks) the `gemm` crate does them.
+/// The 16 products `M_e (K x t) = U_e^T (K x C) . V_e (C x t)`, one per tile position (`V_e` at `e * vs`, `M_e`
+/// at `e * ms`, rows `ts` apart). With C and K of 16 to 64 these are short, thin products where a general GEMM
+/// spends its time packing. In f32 with K a multiple of 8 a micro-kernel keeps a block of 8 (AVX2: 6 or 4)
+/// channels x 2 vectors of `M_e` in registers and streams `C` through it, one broadcast multiply-add per element;
+/// otherwise (f64, gradient checks) the `gemm` crate does them.
 #[inline(always)]
-fn products<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3]) {
+fn products<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3], [ts, vs, ms]: [usize; 3]) {
     if k % OUTS == 0 && !is_wide(c, k) {
         if let (Some(v), Some(u), Some(m)) = (T::as_f32(v), T::as_f32(u), T::as_f32_mut(m)) {
-            return super::arch().dispatch(Products { v, u, m, c, k, t });
+            return super::arch().dispatch(Products { v, u, m, c, k, t, ts, vs, ms });
         }
     }
-    products_gemm(v, u, m, [c, k, t]);
+    products_gemm(v, u, m, [c, k, t], [ts, vs, ms]);
 }
 
 /// The 16 products through the `gemm` crate.
-fn products_gemm<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3]) {
+fn products_gemm<T: Float>(v: &[T], u: &[T], m: &mut [T], [c, k, t]: [usize; 3], [ts, vs, ms]: [usize; 3]) {
     for e in 0..16 {
-        let (ve, ue, me) = (&v[e * c * t..][..c * t], &u[e * c * k..][..c * k], &mut m[e * k * t..][..k * t]);
-        matmul_strided(Mat::new(ve, c, t).t(), Mat::new(ue, c, k), me, 1, t as isize, false, 1);
+        let (ve, ue, me) = (&v[e * vs..][..c * ts], &u[e * c * k..][..c * k], &mut m[e * ms..][..k * ts]);
+        let ve = Mat { data: ve, rows: c, cols: t, rs: ts as isize, cs: 1 };
+        matmul_strided(ve.t(), Mat::new(ue, c, k), me, 1, ts as isize, false, 1);
     }
 }
 
@@ -210,6 +239,10 @@ struct Products<'a> {
     c: usize,
     k: usize,
     t: usize,
+    /// Strides of rows and of tile positions (multiples of the vector's lanes).
+    ts: usize,
+    vs: usize,
+    ms: usize,
 }
 
 impl pulp::WithSimd for Products<'_> {
@@ -227,15 +260,16 @@ impl pulp::WithSimd for Products<'_> {
 /// K goes in blocks of 6 (15 registers, 12 chains) and as many blocks of 4 as `K = 6a + 4b` needs.
 #[inline(always)]
 fn products_blocks<S: pulp::Simd>(simd: S, p: Products<'_>, wide: bool) {
-    let Products { v, u, m, c, k, t } = p;
+    let Products { v, u, m, c, k, t, ts, vs, ms } = p;
     // t is a multiple of two vectors (`slot_step`), so every row of V_e and M_e is a whole number of them.
-    let tv = t / S::F32_LANES;
-    let (vv, _) = S::as_simd_f32s(&v[..16 * c * t]);
-    let (mm, _) = S::as_mut_simd_f32s(&mut m[..16 * k * t]);
+    let lanes = S::F32_LANES;
+    let (tv, ts, vs, ms) = (t / lanes, ts / lanes, vs / lanes, ms / lanes);
+    let (vv, _) = S::as_simd_f32s(&v[..(15 * vs + c * ts) * lanes]);
+    let (mm, _) = S::as_mut_simd_f32s(&mut m[..(15 * ms + k * ts) * lanes]);
     let fours = if wide { 0 } else { [0, 2, 1][(k % 6) / 2] };
     let sixes = if wide { 0 } else { (k - 4 * fours) / 6 };
     for e in 0..16 {
-        let mut block = Block { vv, u, mm: &mut *mm, c, k, tv, e };
+        let mut block = Block { vv, u, mm: &mut *mm, c, k, tv, ts, vs, ms, e };
         if wide {
             (0..k).step_by(OUTS).for_each(|k0| block.run::<S, OUTS>(simd, k0));
         } else {
@@ -253,17 +287,21 @@ struct Block<'a, V> {
     c: usize,
     k: usize,
     tv: usize,
+    /// Row and position strides, in vectors.
+    ts: usize,
+    vs: usize,
+    ms: usize,
     e: usize,
 }
 
 impl<V: Copy> Block<'_, V> {
     #[inline(always)]
     fn run<S: pulp::Simd<f32s = V>, const O: usize>(&mut self, simd: S, k0: usize) {
-        let Block { vv, u, c, k, tv, e, .. } = *self;
+        let Block { vv, u, c, k, tv, ts, vs, ms, e, .. } = *self;
         for j in (0..tv).step_by(2) {
             let mut acc = [[simd.splat_f32s(0.0); 2]; O];
             for ci in 0..c {
-                let row = (e * c + ci) * tv + j;
+                let row = e * vs + ci * ts + j;
                 let (x0, x1) = (vv[row], vv[row + 1]);
                 let w: &[f32; O] = u[(e * c + ci) * k + k0..][..O].try_into().expect("O weights");
                 for (a, &w) in acc.iter_mut().zip(w) {
@@ -273,7 +311,7 @@ impl<V: Copy> Block<'_, V> {
                 }
             }
             for (kk, a) in acc.iter().enumerate() {
-                let out = (e * k + k0 + kk) * tv + j;
+                let out = e * ms + (k0 + kk) * ts + j;
                 self.mm[out] = a[0];
                 self.mm[out + 1] = a[1];
             }
@@ -281,49 +319,58 @@ impl<V: Copy> Block<'_, V> {
     }
 }
 
-/// Copies a plane into the four parity phases of its zero-bordered version: padded pixel `(py + 2a, px + 2b)` (the
-/// plane's `(py + 2a - 1, px + 2b - 1)`) goes to phase `2 py + px` at `a * half + b`. The border stays zero.
-/// Not inlined, for the reason `interleave_rows` gives.
+/// Copies a plane into the four parity phases of its zero-bordered version, without the left and right border
+/// columns: padded row `2a + py` (the plane's row `2a + py - 1`) goes to row `a` of phases `2 py` and `2 py + 1`;
+/// the plane's odd columns `2j + 1` (padded `2j + 2`, even) to phase `2 py` at `j`, its even columns `2j` (padded
+/// `2j + 1`, odd) to phase `2 py + 1` at `j`. The top and bottom border rows, and an odd width's last odd column,
+/// stay zero. Not inlined, for the reason `interleave_rows` gives.
 #[inline(never)]
 pub(super) fn fill_phases<T: Float>(plane: &[T], w: usize, tl: &Tiles, phases: &mut [T]) {
     for (yy, row) in plane.chunks_exact(w).enumerate() {
         let (py, a) = ((yy + 1) % 2, (yy + 1) / 2);
-        let at = |px: usize| (2 * py + px) * tl.phase + a * tl.half;
-        // Even input columns are odd padded ones (phase px = 1, b = xx / 2); odd ones are even (px = 0, b = xx/2 + 1).
+        let at = |px: usize| (2 * py + px) * tl.phase + a * tl.tw;
         let (lo, hi) = phases.split_at_mut(at(1));
-        let (even, odd) = (&mut lo[at(0) + 1..][..tl.half - 1], &mut hi[..tl.half]);
+        let (odd, even) = (&mut lo[at(0)..][..tl.tw], &mut hi[..tl.tw]);
         // Pairs of columns in one pass (the compiler de-interleaves them with shuffles); an odd width's last alone.
         let pairs = row.chunks_exact(2);
         if let [last] = pairs.remainder() {
-            odd[w / 2] = *last;
+            even[w / 2] = *last;
         }
-        for ((p, o), e) in pairs.zip(odd.iter_mut()).zip(even.iter_mut()) {
-            (*o, *e) = (p[0], p[1]);
+        for ((p, e), o) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
+            (*e, *o) = (p[0], p[1]);
         }
     }
 }
 
-/// `B^T d B` of every tile of a plane, written to `v[e * e_stride + at + slot]`. Tile `(i, j)`'s input pixel
-/// `(r, x)` is phase `(r % 2, x % 2)` at slot + `(r / 2) * half + x / 2`: with the phases, each of the transform's
-/// steps is a flat pass over the plane's slots. Each pass reads its four inputs once and writes four outputs.
+/// `B^T d B` of every tile of a plane, written to `v[e * e_stride + at + slot]`. Tile `(i, j)` reads padded rows
+/// `2i .. 2i + 3`, which are rows `i` and `i + 1` of the phases (`fill_phases`), and padded columns `2j .. 2j + 3`:
+/// even-phase `j - 1`, odd-phase `j`, even `j`, odd `j + 1`. So each step is a flat pass over the plane's slots;
+/// the column step's first and last tile of each row read a neighbouring row's value where the zero border
+/// belongs, and are set again from the values they should have had.
 #[inline(always)]
 pub(super) fn transform_input<T: Float>(q: &[T], tmp: &mut [T], tl: &Tiles, v: &mut [T], at: usize, e_stride: usize) {
-    let (n, half) = (tl.slots + 1, tl.half);
+    let (n, tw) = (tl.slots, tl.tw);
     let ph = |py: usize, px: usize, shift: usize| &q[(2 * py + px) * tl.phase + shift..][..n];
-    // B^T d (rows) for each column parity px: r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3. Row r of
-    // parity px goes to tmp[(4 px + r) n].
+    // B^T d (rows) for each column phase px: r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3. Row r of
+    // phase px goes to tmp[(4 px + r) (n + 2) + 1], one value of room either side for the column step's shifts.
+    let row = n + 2;
     for px in 0..2 {
-        let (d0, d1, d2, d3) = (ph(0, px, 0), ph(1, px, 0), ph(0, px, half), ph(1, px, half));
-        let [r0, r1, r2, r3] = strided4(tmp, 4 * px * n, n, n);
+        let (d0, d1, d2, d3) = (ph(0, px, 0), ph(1, px, 0), ph(0, px, tw), ph(1, px, tw));
+        let [r0, r1, r2, r3] = strided4(tmp, 4 * px * row + 1, row, n);
         input_step(r0, r1, r2, r3, d0, d1, d2, d3);
     }
-    // (. B) (columns) of each row r: x0 - x2, x1 + x2, x2 - x1, x1 - x3, where column x is parity x % 2 at + x / 2.
-    let m = tl.slots;
+    // (. B) (columns) of each row r: x0 - x2, x1 + x2, x2 - x1, x1 - x3, with x0..x3 the even phase shifted back
+    // one slot, the odd phase, the even phase, the odd phase shifted on one.
     for r in 0..4 {
-        let (e, o) = (&tmp[r * n..][..n], &tmp[(4 + r) * n..][..n]);
-        // Columns x0..x3 are e, o, e shifted by one slot, o shifted: the same step as the rows'.
-        let [v0, v1, v2, v3] = strided4(v, r * 4 * e_stride + at, e_stride, m);
-        input_step(v0, v1, v2, v3, &e[..m], &o[..m], &e[1..], &o[1..]);
+        let (e, o) = (&tmp[r * row..][..row], &tmp[(4 + r) * row..][..row]);
+        let [v0, v1, v2, v3] = strided4(v, r * 4 * e_stride + at, e_stride, n);
+        input_step(v0, v1, v2, v3, &e[..n], &o[1..], &e[1..], &o[2..]);
+        // The border: x0 = 0 in each row's first tile, x3 = 0 in its last.
+        for i in 0..n / tw.max(1) {
+            let (first, last) = (i * tw, i * tw + tw - 1);
+            v0[first] = T::zero() - e[1 + first];
+            v3[last] = o[1 + last];
+        }
     }
 }
 
@@ -410,7 +457,7 @@ fn interleave_rows<T: Float>(y: &[T], tl: &Tiles, [h, w]: [usize; 2], out: &mut 
     let n = tl.slots;
     for yy in 0..h {
         let (i, r) = (yy / 2, yy % 2);
-        let (even, odd) = (&y[2 * r * n + i * tl.half..][..tl.tw], &y[(2 * r + 1) * n + i * tl.half..][..tl.tw]);
+        let (even, odd) = (&y[2 * r * n + i * tl.tw..][..tl.tw], &y[(2 * r + 1) * n + i * tl.tw..][..tl.tw]);
         let row = &mut out[yy * w..][..w];
         // Indexed, with the lengths fixed up front, so that the compiler turns the interleave into vector shuffles
         // (the pairwise `chunks_exact_mut` loop stayed scalar: a tenth of `resnet20`'s step).
@@ -421,7 +468,7 @@ fn interleave_rows<T: Float>(y: &[T], tl: &Tiles, [h, w]: [usize; 2], out: &mut 
             pairs[2 * j + 1] = odd[j];
         }
         if w % 2 == 1 {
-            row[w - 1] = y[2 * r * n + i * tl.half + half];
+            row[w - 1] = y[2 * r * n + i * tl.tw + half];
         }
     }
 }
@@ -541,20 +588,28 @@ mod tests {
         // The micro-kernel's blocks of 8 (AVX-512) and of 6 and 4 (AVX2) output channels, run here with one-lane
         // vectors (the index arithmetic is the same at every width), against the `gemm` crate's products; K of 8
         // to 32 takes every mix of sixes and fours.
-        fn blocks(v: &[f32], u: &[f32], [c, k, t]: [usize; 3], wide: bool) -> Vec<f32> {
-            let mut m = vec![f32::NAN; 16 * k * t];
-            products_blocks(pulp::Scalar::new(), Products { v, u, m: &mut m, c, k, t }, wide);
+        // Rows and positions strided as `conv` lays them out; the gaps are left untouched.
+        let (c, t) = (5, 32);
+        let ts = row_stride(t);
+        let strides = |k: usize| [ts, position_stride(c, ts, 32), position_stride(k, ts, 32)];
+        let blocks = |v: &[f32], u: &[f32], k: usize, wide: bool| -> Vec<f32> {
+            let [ts, vs, ms] = strides(k);
+            let mut m = vec![f32::NAN; 16 * ms];
+            products_blocks(pulp::Scalar::new(), Products { v, u, m: &mut m, c, k, t, ts, vs, ms }, wide);
             m
-        }
+        };
         for k in [8, 16, 24, 32] {
             // Two vectors of AVX-512's lanes: a whole number of micro-kernel steps at every width.
-            let (c, t) = (5, 32);
-            let v: Vec<f32> = values(16 * c * t, 8).iter().map(|&a| a as f32).collect();
+            let [_, vs, ms] = strides(k);
+            let v: Vec<f32> = values(16 * vs, 8).iter().map(|&a| a as f32).collect();
             let u: Vec<f32> = values(16 * c * k, 9).iter().map(|&a| a as f32).collect();
-            let mut want = vec![0f32; 16 * k * t];
-            products_gemm(&v, &u, &mut want, [c, k, t]);
-            for (plan, m) in [("8", blocks(&v, &u, [c, k, t], true)), ("6 and 4", blocks(&v, &u, [c, k, t], false))] {
-                let worst = m.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let mut want = vec![f32::NAN; 16 * ms];
+            products_gemm(&v, &u, &mut want, [c, k, t], strides(k));
+            for (plan, m) in [("8", blocks(&v, &u, k, true)), ("6 and 4", blocks(&v, &u, k, false))] {
+                let used = |p: &[f32]| p[..k * ts].chunks(ts).flat_map(|row| row[..t].to_vec()).collect::<Vec<f32>>();
+                let pairs = m.chunks(ms).zip(want.chunks(ms)).flat_map(|(a, b)| used(a).into_iter().zip(used(b)));
+                let worst =
+                    pairs.map(|(a, b)| (a - b).abs()).fold(0f32, |w, d| if d.is_nan() { f32::MAX } else { w.max(d) });
                 assert!(worst < 1e-5, "K = {k}, blocks of {plan}: off by {worst}");
             }
         }

@@ -10,7 +10,7 @@
 //! (the same phase fill) in the same slots, both tile-contiguous: the products are dot products along the tiles,
 //! a block of channel pairs in registers, summed across the vector's lanes once per group of images.
 
-use super::winograd::{fill_phases, strided4, transform_input, Tiles};
+use super::winograd::{fill_phases, position_stride, row_stride, strided4, transform_input, Tiles};
 use crate::tensor::Float;
 
 /// Whether `accumulate` takes a conv of `c` to `k` channels: f32 (f64 gradient checks keep im2col), and at most
@@ -42,11 +42,12 @@ pub fn accumulate(x: &[f32], dy: &[f32], [c, h, w]: [usize; 3], k: usize, dw: &m
     let n = x.len() / (c * h * w).max(1);
     let group = (GROUP_TILES / tl.slots).max(1);
     let t_max = (group.min(n) * tl.slots).next_multiple_of(LANES);
+    let ts_max = row_stride(t_max);
+    let (vs_max, ds_max) = (position_stride(c, ts_max, LANES), position_stride(k, ts_max, LANES));
     let pool = f32::pool();
     // The phases' borders stay zero: input and gradient planes are filled into the same buffer in turn.
     let mut phases = pool.take_zeroed(4 * tl.phase);
-    let (mut tmp, mut v, mut d) =
-        (pool.take(12 * (tl.slots + 1)), pool.take(16 * c * t_max), pool.take(16 * k * t_max));
+    let (mut tmp, mut v, mut d) = (pool.take(tl.tmp_len()), pool.take(16 * vs_max), pool.take(16 * ds_max));
     let mut du = pool.take_zeroed(16 * c * k);
     let bufs = Buffers { phases: &mut phases, tmp: &mut tmp, v: &mut v, d: &mut d, du: &mut du };
     super::arch().dispatch(Job { x, dy, chw: [c, h, w], k, tl, group, bufs, dw });
@@ -85,20 +86,27 @@ impl pulp::WithSimd for Job<'_> {
         for first in (0..n).step_by(group) {
             let imgs = group.min(n - first);
             let (used, t) = (imgs * tl.slots, (imgs * tl.slots).next_multiple_of(LANES));
-            let (v, d) = (&mut v[..16 * c * t], &mut d[..16 * k * t]);
+            let ts = row_stride(t);
+            let (vs, ds) = (position_stride(c, ts, LANES), position_stride(k, ts, LANES));
+            let (v, d) = (&mut v[..16 * vs], &mut d[..16 * ds]);
             for i in 0..imgs {
                 for ci in 0..c {
                     fill_phases(&x[((first + i) * c + ci) * plane..][..plane], w, &tl, phases);
-                    transform_input(phases, tmp, &tl, v, ci * t + i * tl.slots, c * t);
+                    transform_input(phases, tmp, &tl, v, ci * ts + i * tl.slots, vs);
                 }
                 for ko in 0..k {
                     fill_phases(&dy[((first + i) * k + ko) * plane..][..plane], w, &tl, phases);
-                    transform_grad(phases, &tl, d, ko * t + i * tl.slots, k * t);
+                    transform_grad(phases, &tl, d, ko * ts + i * tl.slots, ds);
                 }
             }
             // The padding past the last tile adds nothing.
-            v.chunks_exact_mut(t).chain(d.chunks_exact_mut(t)).for_each(|row| row[used..].fill(0.0));
-            Products { v, d, du: &mut *du, c, k, t }.with_simd(simd);
+            let rows = |buf: &mut [f32], stride: usize, n: usize| {
+                buf.chunks_exact_mut(stride)
+                    .for_each(|pos| pos[..n * ts].chunks_exact_mut(ts).for_each(|row| row[used..t].fill(0.0)))
+            };
+            rows(v, vs, c);
+            rows(d, ds, k);
+            Products { v, d, du: &mut *du, c, k, t, ts, vs, ds }.with_simd(simd);
         }
         fold(du, c, k, dw);
     }
@@ -108,14 +116,14 @@ impl pulp::WithSimd for Job<'_> {
 /// values `(p, q)` become `(p, p + q, p - q, -q)`. Each pass reads the four phases and writes two rows of the
 /// result (8 of the 16 tile positions), so that nothing goes through a scratch row.
 ///
-/// `q` is the plane as `winograd::fill_phases` leaves it, zero-bordered: pixel `(2i + r, 2j + s)` is padded pixel
-/// `(2i + r + 1, 2j + s + 1)`, so block `(r, s)` of tile slot `i * half + j` sits in phase `(1 - r, 1 - s)`, one
-/// row (`half`) further for `r = 1` and one slot further for `s = 1`. What a spare slot or an odd size reads
-/// there is the zero border or past it, never written: those tiles get zeros.
+/// `q` is the plane as `winograd::fill_phases` leaves it: pixel `(2i + r, 2j + s)` is padded pixel
+/// `(2i + r + 1, 2j + s + 1)`, so block `(r, s)` of tile slot `i * tw + j` sits in phase `(1 - r, 1 - s)` at the
+/// same slot, one row (`tw`) further for `r = 1`. Where an odd size has no pixel, it reads the never-written
+/// border: zero.
 #[inline(always)]
 fn transform_grad(q: &[f32], tl: &Tiles, d: &mut [f32], at: usize, e_stride: usize) {
     let n = tl.slots;
-    let ph = |r: usize, s: usize| &q[(2 * (1 - r) + 1 - s) * tl.phase + r * tl.half + s..][..n];
+    let ph = |r: usize, s: usize| &q[(2 * (1 - r) + 1 - s) * tl.phase + r * tl.tw..][..n];
     let (p00, p01, p10, p11) = (ph(0, 0), ph(0, 1), ph(1, 0), ph(1, 1));
     for half in 0..2 {
         let (lo, hi) = d.split_at_mut((8 * half + 4) * e_stride);
@@ -182,15 +190,19 @@ fn strided3(v: &mut [f32], start: usize, len: usize) -> [&mut [f32]; 3] {
 
 /// The 16 products `dU_e += V_e . D_e^T` of one group of tiles.
 struct Products<'a> {
-    /// `[16][C][t]`.
+    /// 16 positions `vs` apart, each `[C][t]`.
     v: &'a [f32],
-    /// `[16][K][t]`.
+    /// 16 positions `ds` apart, each `[K][t]`.
     d: &'a [f32],
     /// `[16][C][K]`.
     du: &'a mut [f32],
     c: usize,
     k: usize,
     t: usize,
+    /// Strides of rows and of tile positions.
+    ts: usize,
+    vs: usize,
+    ds: usize,
 }
 
 impl pulp::WithSimd for Products<'_> {
@@ -211,11 +223,11 @@ impl pulp::WithSimd for Products<'_> {
 /// Every tile position's product in blocks of `I x O` channels; the edges in smaller blocks.
 #[inline(always)]
 fn blocks<S: pulp::Simd, const I: usize, const O: usize>(simd: S, p: Products<'_>) {
-    let Products { v, d, du, c, k, t } = p;
+    let Products { v, d, du, c, k, t, ts, vs, ds } = p;
     let (ci_full, k_full) = (c - c % I, k - k % O);
     for e in 0..16 {
-        let (ve, de, due) = (&v[e * c * t..][..c * t], &d[e * k * t..][..k * t], &mut du[e * c * k..][..c * k]);
-        let mut b = Block { ve, de, due, k, t };
+        let (ve, de, due) = (&v[e * vs..][..c * ts], &d[e * ds..][..k * ts], &mut du[e * c * k..][..c * k]);
+        let mut b = Block { ve, de, due, k, t, ts };
         for ci in (0..ci_full).step_by(I) {
             (0..k_full).step_by(O).for_each(|k0| b.run::<S, I, O>(simd, ci, k0));
             (k_full..k).for_each(|k0| b.run::<S, I, 1>(simd, ci, k0));
@@ -233,17 +245,19 @@ struct Block<'a> {
     de: &'a [f32],
     due: &'a mut [f32],
     k: usize,
+    /// Tile slots used, and the rows' stride.
     t: usize,
+    ts: usize,
 }
 
 impl Block<'_> {
     #[inline(always)]
     fn run<S: pulp::Simd, const I: usize, const O: usize>(&mut self, simd: S, ci: usize, k0: usize) {
-        let (t, k) = (self.t, self.k);
+        let (t, ts, k) = (self.t, self.ts, self.k);
         let tv = t / S::F32_LANES;
         let (ve, de) = (self.ve, self.de);
-        let xs: [&[S::f32s]; I] = std::array::from_fn(|i| &S::as_simd_f32s(&ve[(ci + i) * t..][..t]).0[..tv]);
-        let ds: [&[S::f32s]; O] = std::array::from_fn(|o| &S::as_simd_f32s(&de[(k0 + o) * t..][..t]).0[..tv]);
+        let xs: [&[S::f32s]; I] = std::array::from_fn(|i| &S::as_simd_f32s(&ve[(ci + i) * ts..][..t]).0[..tv]);
+        let ds: [&[S::f32s]; O] = std::array::from_fn(|o| &S::as_simd_f32s(&de[(k0 + o) * ts..][..t]).0[..tv]);
         let mut acc = [[simd.splat_f32s(0.0); O]; I];
         for s in 0..tv {
             let x: [S::f32s; I] = std::array::from_fn(|i| xs[i][s]);
@@ -335,7 +349,7 @@ mod tests {
             [("4 x 6", blocks::<pulp::Scalar, 4, 6>), ("3 x 4", blocks::<pulp::Scalar, 3, 4>)];
         for (name, plan) in plans {
             let mut du = vec![0f32; 16 * c * k];
-            plan(pulp::Scalar::new(), Products { v: &vf, d: &df, du: &mut du, c, k, t });
+            plan(pulp::Scalar::new(), Products { v: &vf, d: &df, du: &mut du, c, k, t, ts: t, vs: c * t, ds: k * t });
             let worst = du.iter().zip(&want).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-4, "{name}: off by {worst}");
         }
