@@ -14,13 +14,14 @@ use super::winograd::{fill_phases, position_stride, row_stride, strided4, transf
 use crate::tensor::Float;
 
 /// Whether `accumulate` takes a conv of `c` to `k` channels: f32 (f64 gradient checks keep im2col), and at most
-/// 64 x 64 channels, the narrow convs whose per-slice backward this serves (wider ones go batch-wide,
-/// `layers/conv/batch_wide.rs`).
+/// 64 x 128 channel pairs: the narrow convs and `small`'s 64 -> 128, whose backward then stays per slice (its
+/// products over the batch through im2col took a third longer; `dU` is 512 KB there). Wider ones go batch-wide,
+/// `layers/conv/batch_wide.rs`.
 pub fn applies<T: Float>(c: usize, k: usize) -> bool {
     T::as_f32(&[]).is_some() && c * k <= MAX_CHANNEL_PAIRS
 }
 
-const MAX_CHANNEL_PAIRS: usize = 64 * 64;
+const MAX_CHANNEL_PAIRS: usize = 64 * 128;
 
 /// Tile slots per group of images (at least one image). The products sum each block of channel pairs across the
 /// vector's lanes once per group: with groups of about 40 slots (2 images on 8x8 maps) that took longer than the
@@ -306,7 +307,8 @@ mod tests {
     #[test]
     fn equals_the_definition_and_accumulates() {
         // Odd and tiny planes, channel counts that take every block size (sixes and fours, then 4, 2, 1), groups
-        // of several images (8x8 and smaller) and of one (the 32x32 plane at 64 + 16 channels).
+        // of several images (8x8 and smaller) and of one (the 32x32 plane at 64 + 16 channels), and a conv wider
+        // than 64 x 64.
         let cases = [
             (2, 3, 16, 6, 6),
             (1, 5, 32, 5, 7),
@@ -316,6 +318,7 @@ mod tests {
             (3, 7, 16, 7, 3),
             (2, 64, 16, 32, 32),
             (2, 32, 32, 16, 16),
+            (2, 48, 128, 6, 6),
         ];
         for (n, c, k, h, w) in cases {
             let (x, dy) = (values(n * c * h * w, 1), values(n * k * h * w, 2));

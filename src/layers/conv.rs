@@ -835,11 +835,19 @@ mod tests {
             Conv2dConfig::new(4, 16, 3).padding(1).stride(2).relu(),
             Conv2dConfig::new(2, 16, 3).stride(2).bias(false),
         ];
-        for (cfg, size) in configs.into_iter().flat_map(|c| [(c.clone(), 9), (c, 34)]) {
-            let x = Tensor::from_fn(&[6, cfg.in_channels, size, size - 1], |i| ((i * 37 % 101) as f32 / 50.0) - 1.0);
+        // Each config on two sizes; then a wide conv that Winograd takes (2304 tiles), its dX through the `gemm`
+        // crate's products and its dW through Winograd per slice rather than over the batch.
+        let sized = configs.into_iter().flat_map(|c| [9, 34].map(|h| (c.clone(), [6, c.in_channels, h, h - 1])));
+        let wide = (Conv2dConfig::new(48, 96, 3).padding(1).relu(), [16, 48, 24, 23]);
+        for (cfg, shape) in sized.chain([wide]) {
+            let (size, x) = (shape[2], Tensor::from_fn(&shape, |i| ((i * 37 % 101) as f32 / 50.0) - 1.0));
             let grads = |direct_dw| {
                 let mut conv = cfg.build::<f32>(&mut rng(4)).unwrap();
                 conv.direct_dw = direct_dw;
+                if cfg.in_channels == 48 {
+                    let g = conv.geometry(x.shape());
+                    assert!(conv.has_winograd_geometry(x.shape()) && !conv.is_batch_wide(x.shape(), &g, 24 * 23, 2));
+                }
                 let y = conv.forward(&x, Mode::Train);
                 let dy = Tensor::from_fn(y.shape(), |i| ((i * 17 % 23) as f32 / 11.0) - 1.0);
                 let dx = conv.backward(&x, &y, &dy);

@@ -11,7 +11,7 @@
 use super::{relu_gate, Conv2d};
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im_pitched, im2col_pitched, Geometry};
-use crate::kernels::{threads, winograd};
+use crate::kernels::{threads, winograd, winograd_filter_grad};
 use crate::tensor::{Float, Tensor};
 use rayon::prelude::*;
 
@@ -20,14 +20,16 @@ const COLUMNS: usize = 1024;
 
 impl<T: Float> Conv2d<T> {
     /// Whether this conv's products span the batch: a stride-1 conv without groups that Winograd's narrow kernels
-    /// do not take (a wide one's dX is then GEMM's, its forward still Winograd's),
+    /// and its filter gradient do not take (a wide one's dX is then GEMM's, its forward still Winograd's),
     /// whose slice of the batch (`images_per_slice` images of `n` output pixels) has fewer columns than
     /// `batch_wide` times its output channels. The filter then costs the slice plan more than the images do.
     pub(super) fn is_batch_wide(&self, x: &[usize], g: &Geometry, n: usize, images_per_slice: usize) -> bool {
         let c = &self.cfg;
         c.groups == 1
             && g.stacks()
-            && !(self.has_winograd_geometry(x) && !winograd::is_wide(c.in_channels, c.out_channels))
+            && !(self.has_winograd_geometry(x)
+                && (!winograd::is_wide(c.in_channels, c.out_channels)
+                    || winograd_filter_grad::applies::<T>(c.in_channels, c.out_channels)))
             && c.out_channels * self.batch_wide > images_per_slice * n
     }
 
