@@ -8,6 +8,7 @@ pub mod filter_grad;
 pub mod gemm;
 pub mod im2col;
 pub mod reduce;
+pub mod strided_conv;
 pub mod winograd;
 pub mod winograd_filter_grad;
 

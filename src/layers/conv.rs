@@ -9,7 +9,7 @@ use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, col2im_pitched, im2col, im2col_pitched, Geometry};
 use crate::kernels::threads;
-use crate::kernels::{depthwise, filter_grad, reduce, simd, winograd, winograd_filter_grad};
+use crate::kernels::{depthwise, filter_grad, reduce, simd, strided_conv, winograd, winograd_filter_grad};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -129,6 +129,7 @@ impl Conv2dConfig {
             stack_columns: STACK_COLUMNS,
             batch_wide: BATCH_WIDE,
             direct_dw: true,
+            direct_strided: true,
         })
     }
 }
@@ -149,6 +150,9 @@ pub struct Conv2d<T: Float> {
     /// runs the forward pass, else `kernels::filter_grad` (K a multiple of 16, a gradient that fits L2); tests turn
     /// it off to compare with im2col.
     direct_dw: bool,
+    /// The forward pass of 3x3 stride-2 convs through `kernels::strided_conv` where it applies (f32); tests turn it
+    /// off to compare with im2col.
+    direct_strided: bool,
 }
 
 /// The gradient through a fused ReLU: `dy` where the output `y` is positive, else zero, written to `out`.
@@ -288,6 +292,32 @@ impl<T: Float> Conv2d<T> {
                 winograd::conv(xc, [cin, hw[0], hw[1]], &u, cout, yc, after)
             },
         );
+        y
+    }
+
+    /// A 3x3 stride-2 conv with padding 1 and no groups whose forward pass `kernels::strided_conv` takes.
+    fn takes_direct_strided(&self, x: &[usize]) -> bool {
+        let c = &self.cfg;
+        self.direct_strided
+            && (c.kernel, c.stride, c.padding, c.groups) == (3, 2, 1, 1)
+            && strided_conv::applies::<T>(c.out_channels, [x[2], x[3]])
+    }
+
+    /// The forward pass through `kernels::strided_conv`, a slice of the batch per task.
+    fn forward_strided(&self, x: &Tensor<T>, oshape: &[usize]) -> Tensor<T> {
+        let (cin, cout, hw) = (self.cfg.in_channels, self.cfg.out_channels, [x.shape()[2], x.shape()[3]]);
+        fn as32<T: Float>(t: &Tensor<T>) -> &[f32] {
+            T::as_f32(t.data()).expect("strided_conv applies to f32 only")
+        }
+        let wt = strided_conv::weights(as32(&self.weight.value), cout, cin);
+        let bias = self.bias.as_ref().map(|b| as32(&b.value));
+        let (per_in, per_out) = (cin * hw[0] * hw[1], cout * oshape[2] * oshape[3]);
+        let chunk = batch_chunk(x.batch());
+        let mut y = Tensor::uninit(oshape);
+        let y32 = T::as_f32_mut(y.data_mut()).expect("f32");
+        y32.par_chunks_mut(chunk * per_out)
+            .zip(as32(x).par_chunks(chunk * per_in))
+            .for_each(|(yc, xc)| strided_conv::conv(xc, [cin, hw[0], hw[1]], &wt, cout, yc, bias, self.cfg.relu));
         y
     }
 
@@ -482,6 +512,9 @@ impl<T: Float> Layer<T> for Conv2d<T> {
         }
         if self.has_winograd_geometry(x.shape()) {
             return self.forward_winograd(x, &oshape, None);
+        }
+        if self.takes_direct_strided(x.shape()) {
+            return self.forward_strided(x, &oshape);
         }
         let g = self.geometry(x.shape());
         let (b, groups) = (x.batch(), self.cfg.groups);
@@ -861,6 +894,39 @@ mod tests {
                 let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max) / scale;
                 assert!(err < 1e-5, "{cfg:?} on {size}: {what} differs by {err} of the largest");
             }
+        }
+    }
+
+    /// The stride-2 kernel gives im2col's forward pass in f32: the ResNets' downsampling shapes, with a bias and a
+    /// fused ReLU (as an inference fold makes them), an odd input size, and K not a multiple of the register block.
+    #[test]
+    fn the_direct_strided_forward_equals_im2col_in_f32() {
+        let cases = [
+            (Conv2dConfig::new(16, 32, 3).stride(2).padding(1).bias(false), [5, 16, 32, 32]),
+            (Conv2dConfig::new(32, 64, 3).stride(2).padding(1).relu(), [3, 32, 32, 31]),
+            (Conv2dConfig::new(3, 10, 3).stride(2).padding(1).relu(), [2, 3, 64, 63]),
+        ];
+        for (cfg, shape) in cases {
+            let x = Tensor::from_fn(&shape, |i| ((i * 37 % 101) as f32 / 50.0) - 1.0);
+            let run = |direct| {
+                let mut conv = cfg.build::<f32>(&mut rng(6)).unwrap();
+                if let Some(b) = conv.bias.as_mut() {
+                    b.value = Tensor::from_fn(&[cfg.out_channels], |i| i as f32 / 7.0 - 0.5);
+                }
+                conv.direct_strided = direct;
+                assert_eq!(conv.takes_direct_strided(&shape), direct, "{cfg:?} on {shape:?}");
+                conv.forward(&x, Mode::Infer)
+            };
+            let (direct, im2col) = (run(true), run(false));
+            let scale = im2col.data().iter().fold(1f32, |m, v| m.max(v.abs()));
+            let err = direct.data().iter().zip(im2col.data()).map(|(p, q)| (p - q).abs()).fold(0f32, |m, d| {
+                if d.is_nan() {
+                    f32::MAX
+                } else {
+                    m.max(d)
+                }
+            });
+            assert!(err < 1e-5 * scale, "{cfg:?} on {shape:?}: differs by {err} (largest {scale})");
         }
     }
 
