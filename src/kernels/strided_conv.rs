@@ -32,6 +32,7 @@ pub fn weights(w: &[f32], k: usize, c: usize) -> Vec<f32> {
 /// `oh = ceil(h / 2)`, `wt` from `weights`. `applies` must hold.
 pub fn conv(x: &[f32], [c, h, w]: [usize; 3], wt: &[f32], k: usize, y: &mut [f32], bias: Option<&[f32]>, relu: bool) {
     let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+    assert!(applies::<f32>(k, [h, w]) && wt.len() == 9 * c * k, "strided_conv does not take {c} -> {k} on {h}x{w}");
     let pitch = ow + 1;
     let plane = (oh + 1) * pitch;
     let n = x.len() / (c * h * w).max(1);
@@ -146,8 +147,10 @@ impl Job<'_> {
     fn block<S: pulp::Simd, const O: usize>(&mut self, simd: S, k0: usize) {
         let Job { q, wt, taps, c, k, oh, ow, pitch, plane, bias, relu, .. } = *self;
         let l = S::F32_LANES;
-        // Every read below stays inside channel `c - 1`'s phases: rows up to `oh`, columns up to `ow + 1 = pitch`.
-        assert!(q.len() >= 4 * c * plane && wt.len() >= 9 * c * k && pitch == ow + 1);
+        // Every read below stays inside channel `c - 1`'s phases (rows up to `oh`, columns up to `ow + 1 = pitch`)
+        // and the weights' `9 C` rows of K.
+        assert!(q.len() >= 4 * c * plane && wt.len() >= 9 * c * k && taps.len() == 9 * c);
+        assert!(pitch == ow + 1 && ow % l == 0 && k0 + O <= k);
         // SAFETY: `at + l <= q.len()` for every offset `load` is given (see above).
         let load = |at: usize| unsafe { (q.as_ptr().add(at) as *const S::f32s).read_unaligned() };
         let (per_row, vectors) = (ow / l, oh * ow / l);
