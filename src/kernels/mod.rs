@@ -26,6 +26,19 @@ pub fn simd<R>(f: impl FnOnce() -> R) -> R {
     arch().dispatch(f)
 }
 
+/// f32 lanes in a vector of the instruction set `arch` chose (8 with AVX2, 16 with AVX-512, 1 without either).
+pub fn f32_lanes() -> usize {
+    struct Lanes;
+    impl pulp::WithSimd for Lanes {
+        type Output = usize;
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) -> usize {
+            S::F32_LANES
+        }
+    }
+    arch().dispatch(Lanes)
+}
+
 /// The instruction set convkit's own kernels run with: the best this CPU has, or at most AVX2 + FMA when the
 /// environment has `CONVKIT_SIMD=avx2`. That measures, on an AVX-512 machine, the code an AVX2-only CPU (AMD Zen 3,
 /// Intel before Skylake-X) runs, whose 16 vector registers constrain kernels that 32 do not. The `gemm` crate

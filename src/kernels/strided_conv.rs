@@ -12,7 +12,7 @@ use crate::tensor::Float;
 /// Whether `conv` takes a stride-2 3x3 conv with padding 1 to `k` channels on `h x w` planes: f32, K even, and
 /// output rows a whole number of this CPU's vectors.
 pub fn applies<T: Float>(k: usize, [_, w]: [usize; 2]) -> bool {
-    T::as_f32(&[]).is_some() && k.is_multiple_of(2) && w.div_ceil(2).is_multiple_of(lanes())
+    T::as_f32(&[]).is_some() && k.is_multiple_of(2) && w.div_ceil(2).is_multiple_of(super::f32_lanes())
 }
 
 /// The weights as `conv` reads them: `[C][9][K]`, the output channels of one tap contiguous.
@@ -58,19 +58,6 @@ pub fn conv(x: &[f32], [c, h, w]: [usize; 3], wt: &[f32], k: usize, y: &mut [f32
         super::arch().dispatch(&mut job);
     }
     pool.give(phases);
-}
-
-/// This CPU's f32 lanes in the vectors `conv` uses.
-fn lanes() -> usize {
-    struct Lanes;
-    impl pulp::WithSimd for Lanes {
-        type Output = usize;
-        #[inline(always)]
-        fn with_simd<S: pulp::Simd>(self, _: S) -> usize {
-            S::F32_LANES
-        }
-    }
-    super::arch().dispatch(Lanes)
 }
 
 /// One plane into its phases, each `(oh + 1) x pitch`: phase `2 * (row parity) + column parity`; input row `r`
@@ -216,7 +203,7 @@ mod tests {
     #[test]
     fn equals_the_definition() {
         let values = |n: usize, seed: usize| (0..n).map(move |i| ((i * 7919 + seed * 31) % 1000) as f64 / 500.0 - 1.0);
-        let l = lanes();
+        let l = crate::kernels::f32_lanes();
         // Rows of two vectors and more, rows of one (two rows a block), odd input sizes, K of every block mix.
         for (n, c, k, h, w) in [(2, 3, 32, 4 * l, 4 * l), (1, 5, 14, 2 * l, 2 * l), (2, 4, 10, 4 * l - 1, 8 * l - 1)] {
             assert!(applies::<f32>(k, [h, w]));

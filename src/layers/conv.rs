@@ -258,8 +258,8 @@ impl<T: Float> Conv2d<T> {
     }
 
     /// A 3x3 stride-1 "same" convolution without groups: Winograd's F(2x2, 3x3) computes its forward pass (a bias
-    /// is added in the output transform), its input gradient and, up to 64 x 64 channels, its filter gradient.
-    /// `x` is the input's shape, `[n, c, h, w]`.
+    /// is added in the output transform), its input gradient and, where `winograd_filter_grad::applies` (up to
+    /// 64 x 128 channels), its filter gradient. `x` is the input's shape, `[n, c, h, w]`.
     fn has_winograd_geometry(&self, x: &[usize]) -> bool {
         let c = &self.cfg;
         let [n, _, h, w] = x[..] else { return false };
