@@ -3,7 +3,7 @@
 //! Training uses the batch's statistics and updates running averages; evaluation uses the running averages,
 //! so a single test image gets a deterministic answer.
 
-use super::{join, BufferVisitor, ChannelAffine, Layer, Mode, Param, ParamKind, ParamVisitor};
+use super::{join, BufferVisitor, ChannelAffine, Infer, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::kernels::{reduce, simd};
 use crate::tensor::{bcs, Float, Tensor};
 use crate::{Error, Result};
@@ -164,6 +164,48 @@ impl<T: Float> BatchNorm<T> {
     }
 }
 
+impl<T: Float> BatchNorm<T> {
+    /// `gamma (x - mean) invstd + beta` per channel, then the fused ReLU (or ReLU6).
+    fn normalise(&self, x: &Tensor<T>, mean: &[T], invstd: &[T]) -> Tensor<T> {
+        let (_, c, s) = bcs(x.shape());
+        let (gamma, beta) = (self.gamma.value.data(), self.beta.value.data());
+        let (relu, cap) = (self.cfg.relu, T::c(self.cfg.relu_cap));
+        let capped = self.cfg.relu_cap.is_finite();
+        let mut y = Tensor::uninit(x.shape());
+        y.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).enumerate().with_min_len(plane_batch(s)).for_each(
+            |(i, (yp, xp))| {
+                let ch = i % c;
+                let scale = gamma[ch] * invstd[ch];
+                let shift = beta[ch] - mean[ch] * scale;
+                if relu && capped {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = (v * scale + shift).max(T::zero()).min(cap);
+                    }
+                } else if relu {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = (v * scale + shift).max(T::zero());
+                    }
+                } else {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = v * scale + shift;
+                    }
+                }
+            },
+        );
+        y
+    }
+}
+
+/// Inference normalises with the running statistics, as `forward` does outside training.
+impl<T: Float> Infer<T> for BatchNorm<T> {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
+        let eps = T::c(self.cfg.eps);
+        let mean = self.running_mean.data();
+        let invstd: Vec<T> = self.running_var.data().iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
+        self.normalise(x, mean, &invstd)
+    }
+}
+
 impl<T: Float> Layer<T> for BatchNorm<T> {
     fn describe(&self) -> String {
         let act = match (self.cfg.relu, self.cfg.relu_cap.is_finite()) {
@@ -250,31 +292,11 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                 self.invstd[ch] = T::one() / (self.running_var.data()[ch] + eps).sqrt();
             }
         }
-        let (mean, invstd, gamma, beta) = (&self.mean, &self.invstd, self.gamma.value.data(), self.beta.value.data());
-        let (relu, cap) = (self.cfg.relu, T::c(self.cfg.relu_cap));
-        let capped = self.cfg.relu_cap.is_finite();
-        let mut y = Tensor::uninit(x.shape());
-        y.data_mut().par_chunks_mut(s).zip(x.data().par_chunks(s)).enumerate().with_min_len(plane_batch(s)).for_each(
-            |(i, (yp, xp))| {
-                let ch = i % c;
-                let scale = gamma[ch] * invstd[ch];
-                let shift = beta[ch] - mean[ch] * scale;
-                if relu && capped {
-                    for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = (v * scale + shift).max(T::zero()).min(cap);
-                    }
-                } else if relu {
-                    for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = (v * scale + shift).max(T::zero());
-                    }
-                } else {
-                    for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = v * scale + shift;
-                    }
-                }
-            },
-        );
-        y
+        self.normalise(x, &self.mean, &self.invstd)
+    }
+
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        Some(self)
     }
 
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {

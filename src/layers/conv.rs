@@ -4,7 +4,7 @@
 //! at a time: the columns stay in L2, which measured 2-4x faster per core than one whole-batch GEMM
 //! (PERF-NOTES.md). Buffers come from the tensor pool, so steady-state training allocates nothing here.
 
-use super::{expect_rank, join, ChannelAffine, Layer, Mode, Param, ParamKind, ParamVisitor};
+use super::{expect_rank, join, ChannelAffine, Infer, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, matmul_strided, Mat};
 use crate::kernels::im2col::{col2im, col2im_pitched, im2col, im2col_pitched, Geometry};
@@ -448,64 +448,9 @@ impl<T: Float> Conv2d<T> {
     }
 }
 
-impl<T: Float> Layer<T> for Conv2d<T> {
-    fn describe(&self) -> String {
-        let c = &self.cfg;
-        let g = if c.groups == 1 {
-            String::new()
-        } else if c.groups == c.in_channels {
-            ", depthwise".into()
-        } else {
-            format!(", groups {}", c.groups)
-        };
-        let r = if c.relu { "+relu" } else { "" };
-        format!("conv{k}x{k}({}->{}, s{}, p{}{g}){r}", c.in_channels, c.out_channels, c.stride, c.padding, k = c.kernel)
-    }
-
-    fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
-        expect_rank("conv", x, 4)?;
-        let c = &self.cfg;
-        if x[1] != c.in_channels {
-            return Err(Error::Shape(format!(
-                "{} expects {} input channels, got shape {x:?}",
-                self.describe(),
-                c.in_channels
-            )));
-        }
-        if x[2] + 2 * c.padding < c.kernel || x[3] + 2 * c.padding < c.kernel {
-            return Err(Error::Shape(format!("{}: input {x:?} is smaller than the kernel", self.describe())));
-        }
-        let (ho, wo) = self.geometry(x).out_hw();
-        Ok(vec![x[0], c.out_channels, ho, wo])
-    }
-
-    fn forward_folded(&mut self, x: &Tensor<T>, after: &ChannelAffine<T>) -> Option<Tensor<T>> {
-        // A ReLU of its own already stands between this conv and `after`.
-        if self.cfg.relu || after.scale.len() != self.cfg.out_channels {
-            return None;
-        }
-        Some(self.folded(after).forward(x, Mode::Infer))
-    }
-
-    fn forward_folded_skip(
-        &mut self,
-        x: &Tensor<T>,
-        after: &ChannelAffine<T>,
-        skip: &Tensor<T>,
-        relu: bool,
-    ) -> Option<Tensor<T>> {
-        // Only Winograd's output transform takes the sum; the ReLU has to come after it.
-        let oshape = self.output_shape(x.shape()).ok()?;
-        let fits = !self.cfg.relu && !after.relu && after.scale.len() == self.cfg.out_channels;
-        if !fits || skip.shape() != oshape || !self.has_winograd_geometry(x.shape()) {
-            return None;
-        }
-        let mut folded = self.folded(after);
-        folded.cfg.relu = relu;
-        Some(folded.forward_winograd(x, &oshape, Some(skip)))
-    }
-
-    fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
+/// The forward pass: the same in every mode (a conv keeps nothing for backward).
+impl<T: Float> Infer<T> for Conv2d<T> {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
         let oshape = self.output_shape(x.shape()).expect("conv input shape (checked when the network was built)");
         if self.is_depthwise() {
             return self.forward_depthwise(x, &oshape);
@@ -560,6 +505,72 @@ impl<T: Float> Layer<T> for Conv2d<T> {
             T::pool().give(cols);
         });
         y
+    }
+}
+
+impl<T: Float> Layer<T> for Conv2d<T> {
+    fn describe(&self) -> String {
+        let c = &self.cfg;
+        let g = if c.groups == 1 {
+            String::new()
+        } else if c.groups == c.in_channels {
+            ", depthwise".into()
+        } else {
+            format!(", groups {}", c.groups)
+        };
+        let r = if c.relu { "+relu" } else { "" };
+        format!("conv{k}x{k}({}->{}, s{}, p{}{g}){r}", c.in_channels, c.out_channels, c.stride, c.padding, k = c.kernel)
+    }
+
+    fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
+        expect_rank("conv", x, 4)?;
+        let c = &self.cfg;
+        if x[1] != c.in_channels {
+            return Err(Error::Shape(format!(
+                "{} expects {} input channels, got shape {x:?}",
+                self.describe(),
+                c.in_channels
+            )));
+        }
+        if x[2] + 2 * c.padding < c.kernel || x[3] + 2 * c.padding < c.kernel {
+            return Err(Error::Shape(format!("{}: input {x:?} is smaller than the kernel", self.describe())));
+        }
+        let (ho, wo) = self.geometry(x).out_hw();
+        Ok(vec![x[0], c.out_channels, ho, wo])
+    }
+
+    fn forward_folded(&self, x: &Tensor<T>, after: &ChannelAffine<T>) -> Option<Tensor<T>> {
+        // A ReLU of its own already stands between this conv and `after`.
+        if self.cfg.relu || after.scale.len() != self.cfg.out_channels {
+            return None;
+        }
+        Some(self.folded(after).infer(x))
+    }
+
+    fn forward_folded_skip(
+        &self,
+        x: &Tensor<T>,
+        after: &ChannelAffine<T>,
+        skip: &Tensor<T>,
+        relu: bool,
+    ) -> Option<Tensor<T>> {
+        // Only Winograd's output transform takes the sum; the ReLU has to come after it.
+        let oshape = self.output_shape(x.shape()).ok()?;
+        let fits = !self.cfg.relu && !after.relu && after.scale.len() == self.cfg.out_channels;
+        if !fits || skip.shape() != oshape || !self.has_winograd_geometry(x.shape()) {
+            return None;
+        }
+        let mut folded = self.folded(after);
+        folded.cfg.relu = relu;
+        Some(folded.forward_winograd(x, &oshape, Some(skip)))
+    }
+
+    fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
+        self.infer(x)
+    }
+
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        Some(self)
     }
 
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {

@@ -1,11 +1,18 @@
 //! Flatten: `[B, C, H, W] -> [B, C*H*W]`, between the conv stack and the FC layers.
 
-use super::{Layer, Mode};
+use super::{Infer, Layer, Mode};
 use crate::tensor::{Float, Tensor};
 use crate::Result;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flatten;
+
+/// The same in every mode.
+impl<T: Float> Infer<T> for Flatten {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
+        x.clone().reshape(&[x.batch(), x.len() / x.batch().max(1)])
+    }
+}
 
 impl<T: Float> Layer<T> for Flatten {
     fn describe(&self) -> String {
@@ -15,7 +22,10 @@ impl<T: Float> Layer<T> for Flatten {
         Ok(vec![x[0], x[1..].iter().product()])
     }
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
-        x.clone().reshape(&[x.batch(), x.len() / x.batch().max(1)])
+        self.infer(x)
+    }
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        Some(self)
     }
     fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         dy.clone().reshape(x.shape())

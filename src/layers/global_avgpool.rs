@@ -1,11 +1,21 @@
 //! Global average pooling: `[B, C, H, W] -> [B, C]`, the mean of each feature map (GoogLeNet, ResNet heads).
 
-use super::{expect_rank, Layer, Mode};
+use super::{expect_rank, Infer, Layer, Mode};
 use crate::tensor::{Float, Tensor};
 use crate::Result;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GlobalAvgPool;
+
+/// The same in every mode.
+impl<T: Float> Infer<T> for GlobalAvgPool {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
+        let hw = x.shape()[2] * x.shape()[3];
+        let inv = T::one() / T::c(hw as f64);
+        let v: Vec<T> = x.data().chunks(hw).map(|p| p.iter().copied().sum::<T>() * inv).collect();
+        Tensor::from_vec(&[x.shape()[0], x.shape()[1]], v)
+    }
+}
 
 impl<T: Float> Layer<T> for GlobalAvgPool {
     fn describe(&self) -> String {
@@ -16,10 +26,10 @@ impl<T: Float> Layer<T> for GlobalAvgPool {
         Ok(vec![x[0], x[1]])
     }
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
-        let hw = x.shape()[2] * x.shape()[3];
-        let inv = T::one() / T::c(hw as f64);
-        let v: Vec<T> = x.data().chunks(hw).map(|p| p.iter().copied().sum::<T>() * inv).collect();
-        Tensor::from_vec(&[x.shape()[0], x.shape()[1]], v)
+        self.infer(x)
+    }
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        Some(self)
     }
     fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let hw = x.shape()[2] * x.shape()[3];

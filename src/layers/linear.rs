@@ -1,6 +1,6 @@
 //! FC: a fully connected layer, `y = x W^T + b` with `W` of shape `[out, in]` (PyTorch's layout).
 
-use super::{expect_rank, join, Layer, Mode, Param, ParamKind, ParamVisitor};
+use super::{expect_rank, join, Infer, Layer, Mode, Param, ParamKind, ParamVisitor};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, Mat};
 use crate::kernels::threads;
@@ -49,6 +49,22 @@ pub struct Linear<T: Float> {
     pub bias: Option<Param<T>>,
 }
 
+/// The same in every mode.
+impl<T: Float> Infer<T> for Linear<T> {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
+        let (b, fin, fout) = (x.batch(), self.cfg.in_features, self.cfg.out_features);
+        let mut y = Tensor::uninit(&[b, fout]);
+        if let Some(bias) = &self.bias {
+            for row in y.data_mut().chunks_mut(fout) {
+                row.copy_from_slice(bias.value.data());
+            }
+        }
+        let w = Mat::new(self.weight.value.data(), fout, fin).t();
+        matmul(Mat::new(x.data(), b, fin), w, y.data_mut(), self.bias.is_some(), threads());
+        y
+    }
+}
+
 impl<T: Float> Layer<T> for Linear<T> {
     fn describe(&self) -> String {
         format!("fc({}->{})", self.cfg.in_features, self.cfg.out_features)
@@ -67,16 +83,10 @@ impl<T: Float> Layer<T> for Linear<T> {
     }
 
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
-        let (b, fin, fout) = (x.batch(), self.cfg.in_features, self.cfg.out_features);
-        let mut y = Tensor::uninit(&[b, fout]);
-        if let Some(bias) = &self.bias {
-            for row in y.data_mut().chunks_mut(fout) {
-                row.copy_from_slice(bias.value.data());
-            }
-        }
-        let w = Mat::new(self.weight.value.data(), fout, fin).t();
-        matmul(Mat::new(x.data(), b, fin), w, y.data_mut(), self.bias.is_some(), threads());
-        y
+        self.infer(x)
+    }
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        Some(self)
     }
 
     fn backward(&mut self, x: &Tensor<T>, _y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {

@@ -141,7 +141,7 @@ pub struct ChannelAffine<T> {
 }
 
 /// One layer (or a block of layers: containers implement this too).
-pub trait Layer<T: Float>: Send {
+pub trait Layer<T: Float>: Send + Sync {
     /// A short description in the lecture's notation, e.g. `conv3x3(3->32, s1, p1)`.
     fn describe(&self) -> String;
     /// The output shape for an input shape, or a clear error if the input cannot go through this layer.
@@ -185,13 +185,13 @@ pub trait Layer<T: Float>: Send {
     }
     /// The `Mode::Infer` forward pass followed by `after`, folded into this layer's weights (a conv before its
     /// batch norm: one pass over the activations instead of two), or `None` where this layer cannot (the default).
-    fn forward_folded(&mut self, _x: &Tensor<T>, _after: &ChannelAffine<T>) -> Option<Tensor<T>> {
+    fn forward_folded(&self, _x: &Tensor<T>, _after: &ChannelAffine<T>) -> Option<Tensor<T>> {
         None
     }
     /// `forward_folded`, then a residual block's sum: `skip` added and, with `relu`, the ReLU, in the same pass
     /// over the output; `None` where this layer cannot (the default).
     fn forward_folded_skip(
-        &mut self,
+        &self,
         _x: &Tensor<T>,
         _after: &ChannelAffine<T>,
         _skip: &Tensor<T>,
@@ -199,6 +199,17 @@ pub trait Layer<T: Float>: Send {
     ) -> Option<Tensor<T>> {
         None
     }
+    /// This layer's inference through a shared reference, where it has one (`None`, the default, where it does
+    /// not): `Model::forward` then runs a batch depth first (`net/depth_first.rs`).
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        None
+    }
+}
+
+/// A layer's `forward(x, Mode::Infer)` through a shared reference: it changes nothing in the layer, so that
+/// several threads can run slices of one batch through the same layers at once.
+pub trait Infer<T: Float>: Sync {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T>;
 }
 
 /// Checks that an activation tensor has the expected rank, naming the layer in the error.

@@ -1,12 +1,21 @@
 //! ReLU: `max(0, x)`. The gradient passes where the output is positive (the kink at 0 is checked away from).
 
-use super::{Layer, Mode};
+use super::{Infer, Layer, Mode};
 use crate::kernels::elementwise::{map, map2};
 use crate::tensor::{Float, Tensor};
 use crate::Result;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Relu;
+
+/// The same in every mode.
+impl<T: Float> Infer<T> for Relu {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
+        let mut y = Tensor::uninit(x.shape());
+        map(x.data(), y.data_mut(), |v| v.max(T::zero()));
+        y
+    }
+}
 
 impl<T: Float> Layer<T> for Relu {
     fn describe(&self) -> String {
@@ -16,9 +25,10 @@ impl<T: Float> Layer<T> for Relu {
         Ok(x.to_vec())
     }
     fn forward(&mut self, x: &Tensor<T>, _mode: Mode) -> Tensor<T> {
-        let mut y = Tensor::uninit(x.shape());
-        map(x.data(), y.data_mut(), |v| v.max(T::zero()));
-        y
+        self.infer(x)
+    }
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        Some(self)
     }
     fn backward(&mut self, x: &Tensor<T>, y: &Tensor<T>, dy: &Tensor<T>) -> Tensor<T> {
         let _ = (x, y);

@@ -12,7 +12,7 @@ pub mod twolayer;
 pub mod vgg;
 
 use crate::layers::{Layer, Mode, Param};
-use crate::net::Sequential;
+use crate::net::{depth_first, Sequential};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 
@@ -169,8 +169,25 @@ impl<T: Float> Model<T> {
     pub fn batch_shape(&self, batch: usize) -> Vec<usize> {
         vec![batch, self.input[0], self.input[1], self.input[2]]
     }
+    /// The forward pass; inference runs depth first where it pays (`net/depth_first.rs`).
     pub fn forward(&mut self, x: &Tensor<T>, mode: Mode) -> Tensor<T> {
+        if mode == Mode::Infer {
+            if let Some(slice) = self.depth_first_slice(x.shape()) {
+                let net = self.net.as_infer().expect("depth_first_slice checked it");
+                return depth_first::infer(net, x, slice);
+            }
+        }
         self.net.forward(x, mode)
+    }
+
+    /// Images per slice for depth-first inference of a batch of shape `x`, where the network allows it.
+    fn depth_first_slice(&mut self, x: &[usize]) -> Option<usize> {
+        self.net.as_infer()?;
+        let mut one = x.to_vec();
+        one[0] = 1;
+        let mut largest = depth_first::LargestActivation(0);
+        self.net.walk("", &one, &mut largest);
+        depth_first::slice_images::<T>(x[0], largest.0, crate::kernels::threads())
     }
     /// Backpropagates `dscores` through the network, accumulating parameter gradients.
     pub fn backward(&mut self, x: &Tensor<T>, scores: &Tensor<T>, dscores: &Tensor<T>) -> Tensor<T> {

@@ -2,6 +2,7 @@
 //! concatenation (Inception). All three are layers themselves, so blocks nest.
 
 pub mod concat;
+pub mod depth_first;
 pub mod residual;
 pub mod sequential;
 

@@ -3,7 +3,7 @@
 //! both paths, which is why deep ResNets train.
 
 use super::Sequential;
-use crate::layers::{join, BufferVisitor, ChildVisitor, Layer, Mode, ParamVisitor, Walker};
+use crate::layers::{join, BufferVisitor, ChildVisitor, Infer, Layer, Mode, ParamVisitor, Walker};
 use crate::tensor::{Float, Tensor};
 use crate::{Error, Result};
 
@@ -35,6 +35,15 @@ pub(crate) fn add<T: Float>(a: &Tensor<T>, skip: &Tensor<T>, relu: bool) -> Tens
         }
     });
     y
+}
+
+/// Inference, where the main path and the shortcut both have one.
+impl<T: Float> Infer<T> for Residual<T> {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
+        let shortcut = |sc: &Sequential<T>| sc.as_infer().expect("Residual::as_infer checked the shortcut").infer(x);
+        let s = self.shortcut.as_ref().map(shortcut);
+        self.main.shared_then_add(x, Some((s.as_ref().unwrap_or(x), self.relu)))
+    }
 }
 
 impl<T: Float> Layer<T> for Residual<T> {
@@ -96,6 +105,11 @@ impl<T: Float> Layer<T> for Residual<T> {
 
     fn macs(&self, x: &[usize]) -> u64 {
         self.main.macs(x) + self.shortcut.as_ref().map_or(0, |s| s.macs(x))
+    }
+
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        let shortcut = self.shortcut.as_ref().is_none_or(|s| s.as_infer().is_some());
+        (self.main.as_infer().is_some() && shortcut).then_some(self as &dyn Infer<T>)
     }
 
     fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {

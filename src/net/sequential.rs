@@ -1,6 +1,6 @@
 //! A sequence of named layers. It keeps the intermediate activations of the last forward for backward.
 
-use crate::layers::{join, BufferVisitor, ChildVisitor, Layer, Mode, ParamVisitor, Walker};
+use crate::layers::{join, BufferVisitor, ChildVisitor, Infer, Layer, Mode, ParamVisitor, Walker};
 use crate::tensor::{Float, Tensor};
 use crate::Result;
 
@@ -60,41 +60,81 @@ impl<T: Float> Sequential<T> {
     }
     /// The forward pass in `Mode::Infer`: no activations kept, and each conv followed by a batch norm computed as
     /// one conv with the batch norm folded into its weights (one pass over the activations instead of two).
-    fn infer(&mut self, x: &Tensor<T>) -> Tensor<T> {
+    fn infer_all(&mut self, x: &Tensor<T>) -> Tensor<T> {
         self.infer_then_add(x, None)
     }
 
-    /// `infer`, then with `skip` a residual block's sum: `skip` added and, with its flag, the ReLU. Where the
+    /// `infer_all`, then with `skip` a residual block's sum: `skip` added and, with its flag, the ReLU. Where the
     /// sequence ends in a conv and its batch norm, the conv's output pass does the sum too.
     pub(crate) fn infer_then_add(&mut self, x: &Tensor<T>, mut skip: Option<(&Tensor<T>, bool)>) -> Tensor<T> {
         self.acts.clear();
-        let mut y: Option<Tensor<T>> = None;
-        let mut i = 0;
+        if self.as_infer().is_some() {
+            return self.shared_then_add(x, skip);
+        }
+        // A layer without a shared inference (a hooked one) runs through `forward`.
+        let (mut y, mut i) = (None, 0);
         while i < self.layers.len() {
             let input = y.as_ref().unwrap_or(x);
-            let after = self.layers.get(i + 1).and_then(|(_, next)| next.inference_affine());
-            let last_pair = i + 2 == self.layers.len();
-            let layer = &mut self.layers[i].1;
-            let summed = match (&after, skip) {
-                (Some(a), Some((s, relu))) if last_pair => layer.forward_folded_skip(input, a, s, relu),
-                _ => None,
-            };
-            if summed.is_some() {
-                skip = None;
-            }
-            let folded = summed.or_else(|| after.and_then(|a| layer.forward_folded(input, &a)));
+            let folded = fold_step(&self.layers, i, input, &mut skip);
             i += if folded.is_some() { 2 } else { 1 };
             y = Some(folded.unwrap_or_else(|| self.layers[i - 1].1.forward(input, Mode::Infer)));
         }
-        let y = y.expect("non-empty sequence");
-        match skip {
-            Some((s, relu)) => super::residual::add(&y, s, relu),
-            None => y,
+        with_sum(y.expect("non-empty sequence"), skip)
+    }
+
+    /// `infer_then_add` through a shared reference, where every layer has `Layer::as_infer`.
+    pub(crate) fn shared_then_add(&self, x: &Tensor<T>, mut skip: Option<(&Tensor<T>, bool)>) -> Tensor<T> {
+        let (mut y, mut i) = (None, 0);
+        while i < self.layers.len() {
+            let input = y.as_ref().unwrap_or(x);
+            let folded = fold_step(&self.layers, i, input, &mut skip);
+            i += if folded.is_some() { 2 } else { 1 };
+            let shared = || self.layers[i - 1].1.as_infer().expect("as_infer checked every layer");
+            y = Some(folded.unwrap_or_else(|| shared().infer(input)));
         }
+        with_sum(y.expect("non-empty sequence"), skip)
     }
 
     pub fn layers_mut(&mut self) -> impl Iterator<Item = (&str, &mut Box<dyn Layer<T>>)> {
         self.layers.iter_mut().map(|(n, l)| (n.as_str(), l))
+    }
+}
+
+/// Layer `i` in inference where it folds with the batch norm after it (and, as the last pair of a residual
+/// block's main path, with the block's sum, which then takes `skip`): its output, or `None` where it does not fold.
+fn fold_step<T: Float>(
+    layers: &[(String, Box<dyn Layer<T>>)],
+    i: usize,
+    input: &Tensor<T>,
+    skip: &mut Option<(&Tensor<T>, bool)>,
+) -> Option<Tensor<T>> {
+    let after = layers.get(i + 1).and_then(|(_, next)| next.inference_affine())?;
+    let layer = &layers[i].1;
+    if let Some((s, relu)) = *skip {
+        let summed = (i + 2 == layers.len()).then(|| layer.forward_folded_skip(input, &after, s, relu)).flatten();
+        if summed.is_some() {
+            *skip = None;
+            return summed;
+        }
+    }
+    layer.forward_folded(input, &after)
+}
+
+/// `y`, plus the residual sum where `skip` is still to be added.
+fn with_sum<T: Float>(y: Tensor<T>, skip: Option<(&Tensor<T>, bool)>) -> Tensor<T> {
+    match skip {
+        Some((s, relu)) => super::residual::add(&y, s, relu),
+        None => y,
+    }
+}
+
+/// Inference of a sequence whose every layer has one: `Sequential::shared_then_add` without a sum.
+impl<T: Float> Infer<T> for Sequential<T> {
+    fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
+        if self.layers.is_empty() {
+            return x.clone();
+        }
+        self.shared_then_add(x, None)
     }
 }
 
@@ -119,7 +159,7 @@ impl<T: Float> Layer<T> for Sequential<T> {
             return x.clone();
         }
         if !mode.keeps_activations() {
-            return self.infer(x);
+            return self.infer_all(x);
         }
         for i in 0..n {
             let input = if i == 0 { x } else { &self.acts[i - 1] };
@@ -185,6 +225,10 @@ impl<T: Float> Layer<T> for Sequential<T> {
         s
     }
 
+    fn as_infer(&self) -> Option<&dyn Infer<T>> {
+        self.layers.iter().all(|(_, l)| l.as_infer().is_some()).then_some(self as &dyn Infer<T>)
+    }
+
     fn visit_children(&mut self, prefix: &str, f: &mut ChildVisitor<'_, T>) {
         for (name, l) in &mut self.layers {
             let q = join(prefix, name);
@@ -247,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_conv_with_its_own_relu_or_a_relu6_batch_norm_is_not_folded() {
-        let mut conv = Conv2dConfig::new(2, 4, 3).padding(1).relu().build::<f64>(&mut rng(0)).unwrap();
+        let conv = Conv2dConfig::new(2, 4, 3).padding(1).relu().build::<f64>(&mut rng(0)).unwrap();
         let x = Tensor::from_fn(&[1, 2, 5, 5], |j| (j as f64).cos());
         assert!(conv.forward_folded(&x, &trained_bn(4, false).inference_affine().unwrap()).is_none());
         assert!(BatchNormConfig::new(4).relu6().build::<f64>().inference_affine().is_none());
