@@ -71,7 +71,7 @@ fn plane_batch(s: usize) -> usize {
 }
 
 impl<T: Float> BatchNorm<T> {
-    /// `lanes`: sum in 16 lanes (see `backward`).
+    /// `lanes`: sum in 16 lanes (see `backward`): with the ReLU6 gate in any type, without a gate in f32 under `simd`.
     fn backward_gated(
         &mut self,
         x: &Tensor<T>,
@@ -106,8 +106,15 @@ impl<T: Float> BatchNorm<T> {
                             sd += d;
                             sdx += d * (v - mu);
                         }
-                    } else {
+                    } else if lanes {
                         // Without the fused ReLU, y is not needed: one stream less to read.
+                        let [a, b] = simd(
+                            #[inline(always)]
+                            || reduce::sums([dyp, xp], |[d, v]| [d, d * (v - mu)]),
+                        );
+                        sd += a;
+                        sdx += b;
+                    } else {
                         for (&d, &v) in dyp.iter().zip(xp) {
                             sd += d;
                             sdx += d * (v - mu);
@@ -304,8 +311,10 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         // ReLU6, below 6). Two monomorphised copies: a per-element check of the cap cost plain ReLU 20% of resnet8's
         // training step.
         // The ReLU6 gate's sums run in 16 lanes: sequentially, its two comparisons made batch norm's backward 3x its
-        // forward in MobileNetV2. The ReLU gate and no gate stay sequential: in lanes, plain-ReLU `resnet8`'s batch
-        // norm backward took 2.5 times as long (measured with `convkit bench --profile`; not understood yet).
+        // forward in MobileNetV2. So do the sums without a gate in f32 (under `simd`): sequentially they took twice
+        // as long on 8x8 maps (`resnet20`'s 64 channels, Zen 5, `bench --profile`); 32x32 maps wait on memory
+        // either way. The ReLU gate's stay sequential: in lanes, plain-ReLU `resnet8`'s batch norm backward took 2.5
+        // times as long (Zen 3), and on the Zen 5 no less time, whether the gate read `y` or recomputed its input.
         let cap = T::c(self.cfg.relu_cap);
         if self.cfg.relu && self.cfg.relu_cap.is_finite() {
             let relu6 = move |d: T, y: T| if y <= T::zero() || y >= cap { T::zero() } else { d };
@@ -313,7 +322,8 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         } else if self.cfg.relu {
             self.backward_gated(x, y, dy, |d: T, y: T| if y <= T::zero() { T::zero() } else { d }, false)
         } else {
-            self.backward_gated(x, y, dy, |d: T, _| d, false)
+            // f32 in lanes; f64 (the gradient checks) in sequence, as the forward's statistics.
+            self.backward_gated(x, y, dy, |d: T, _| d, T::as_f32(&[]).is_some())
         }
     }
     fn visit_params(&mut self, prefix: &str, f: &mut ParamVisitor<'_, T>) {
