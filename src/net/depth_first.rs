@@ -12,9 +12,29 @@ use crate::layers::{Infer, Leaf, Walker};
 use crate::tensor::{Float, Tensor};
 use rayon::prelude::*;
 
-/// Bytes of activations a slice may have in one layer's output: a Zen 5 core's L2 (1 MB). Slices of 8 to 32 of
-/// `resnet20`'s images (64 KB each at the widest) all ran within 4% of each other there, one thread.
-const SLICE_BYTES: usize = 1 << 20;
+/// Bytes of activations a slice may have in one layer's output: the core's L2 (`l2_bytes`). On a Zen 5 (1 MB),
+/// slices of 8 to 32 of `resnet20`'s images (64 KB each at the widest) all ran within 4% of each other, one thread.
+fn slice_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| l2_bytes().unwrap_or(1 << 20).clamp(256 << 10, 4 << 20))
+}
+
+/// The L2 cache of the first CPU as Linux reports it (`.../cache/index2/size`, e.g. `1024K`), where it does.
+fn l2_bytes() -> Option<usize> {
+    let dir = "/sys/devices/system/cpu/cpu0/cache/index2";
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+    if read("level")?.trim() != "2" {
+        return None;
+    }
+    let size = read("size")?;
+    let (digits, unit) = size.trim().split_at(size.trim().find(|c: char| !c.is_ascii_digit())?);
+    let scale = match unit {
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok().map(|n| n * scale)
+}
 
 /// Fewer images than this per slice and inference stays layer by layer.
 const MIN_SLICE: usize = 4;
@@ -22,7 +42,7 @@ const MIN_SLICE: usize = 4;
 /// The slice for a batch of `n` images whose largest activation takes `per_image` values each, or `None` where
 /// depth first does not pay: too few images fit, or the batch is one slice anyway.
 pub fn slice_images<T: Float>(n: usize, per_image: usize, threads: usize) -> Option<usize> {
-    let fits = SLICE_BYTES / (per_image * size_of::<T>()).max(1);
+    let fits = slice_bytes() / (per_image * size_of::<T>()).max(1);
     // Enough slices for every thread.
     let slice = fits.min(n.div_ceil(threads.max(1)));
     (slice >= MIN_SLICE && slice < n).then_some(slice)
@@ -73,8 +93,9 @@ mod tests {
     #[test]
     fn slices_fit_the_cache_and_leave_big_images_alone() {
         // resnet20's widest activation: 16 x 32 x 32 floats, 64 KB an image.
-        assert_eq!(slice_images::<f32>(128, 16 * 32 * 32, 2), Some(16));
-        assert_eq!(slice_images::<f32>(20, 16 * 32 * 32, 2), Some(10));
+        let fit = slice_bytes() / (64 << 10);
+        assert_eq!(slice_images::<f32>(128, 16 * 32 * 32, 2), Some(fit.min(64)));
+        assert_eq!(slice_images::<f32>(20, 16 * 32 * 32, 2), Some(fit.min(10)));
         // One slice, or slices too small.
         assert_eq!(slice_images::<f32>(8, 16 * 32 * 32, 1), None);
         assert_eq!(slice_images::<f32>(16, 64 * 112 * 112, 2), None);
