@@ -169,9 +169,7 @@ impl<T: Float> BatchNorm<T> {
             });
         dx
     }
-}
 
-impl<T: Float> BatchNorm<T> {
     /// `gamma (x - mean) invstd + beta` per channel, then the fused ReLU (or ReLU6).
     fn normalise(&self, x: &Tensor<T>, mean: &[T], invstd: &[T]) -> Tensor<T> {
         let (_, c, s) = bcs(x.shape());

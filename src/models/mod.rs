@@ -181,7 +181,7 @@ impl<T: Float> Model<T> {
     }
 
     /// Images per slice for depth-first inference of a batch of shape `x`, where the network allows it.
-    fn depth_first_slice(&mut self, x: &[usize]) -> Option<usize> {
+    pub(crate) fn depth_first_slice(&mut self, x: &[usize]) -> Option<usize> {
         self.net.as_infer()?;
         let mut one = x.to_vec();
         one[0] = 1;

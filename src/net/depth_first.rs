@@ -116,5 +116,17 @@ mod tests {
             assert_eq!(sliced.shape(), whole.shape());
             assert_eq!(sliced.data(), whole.data(), "slices of {slice}");
         }
+        // `Model::forward` takes this path, with the same result.
+        assert!(model.depth_first_slice(x.shape()).is_some(), "resnet8 at batch 24 runs depth first");
+        assert_eq!(model.forward(&x, Mode::Infer).data(), whole.data());
+    }
+
+    #[test]
+    fn hooked_networks_and_single_images_stay_layer_by_layer() {
+        let mut model = models::build::<f32>("resnet8", Some(10), 0).unwrap();
+        assert_eq!(model.depth_first_slice(&model.batch_shape(1)), None);
+        crate::net::probe::attach(&mut model.net, &std::sync::Arc::new(crate::net::probe::Probe::default()));
+        assert!(model.net.as_infer().is_none(), "a probed layer has no shared inference");
+        assert_eq!(model.depth_first_slice(&model.batch_shape(128)), None);
     }
 }
