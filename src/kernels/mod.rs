@@ -12,6 +12,26 @@ pub mod strided_conv;
 pub mod winograd;
 pub mod winograd_filter_grad;
 
+/// Asks the cache for the 64-byte lines holding `len` values from `p` (each plane of `winograd::fill_phases`'s
+/// next). A hint only: it never faults, so `p` may run past the end of its buffer, and it does nothing off x86-64.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = len * std::mem::size_of::<T>();
+        for off in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    (p as *const i8).wrapping_add(off),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
+}
+
 /// How many pieces to split a batch into so that each core gets one (rayon's pool size).
 pub fn threads() -> usize {
     rayon::current_num_threads().max(1)

@@ -267,7 +267,10 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                     for i in 0..b {
                         let xp = &x.data()[(i * c + ch) * s..][..s];
                         let [p1, p2] = if lanes {
-                            simd(|| reduce::sums([xp], |[v]| [v - shift, (v - shift) * (v - shift)]))
+                            simd(
+                                #[inline(always)]
+                                || reduce::sums([xp], |[v]| [v - shift, (v - shift) * (v - shift)]),
+                            )
                         } else {
                             let sums = |[p1, p2]: [T; 2], &v: &T| [p1 + (v - shift), p2 + (v - shift) * (v - shift)];
                             xp.iter().fold([T::zero(); 2], sums)
