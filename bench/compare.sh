@@ -62,7 +62,7 @@ peak = med(p["sgemm_gflops_numpy"] for p in first_pt)
 print(f"CPU: {cpu} ({isa}), {threads} threads; torch {first_pt[0]['torch']}")
 print(f"machine SGEMM peak (numpy 2048^3, {threads} threads, median of rounds): {peak:.0f} GFLOP/s")
 print(f"{'net':<9} {'batch':>5} {'convkit train':>13} {'torch train':>11} {'ratio':>6} {'convkit infer':>13} "
-      f"{'torch infer':>11} {'ratio':>6} {'ck %peak':>8} {'pt %peak':>8} {'ck MB':>6} {'pt MB':>6}  per-round train ratios")
+      f"{'torch infer':>11} {'ratio':>6} {'ck %peak':>8} {'pt %peak':>8} {'ck MB':>6} {'pt MB':>6}  per-round train | inference ratios")
 res = []
 for spec in nets.split():
     net, batch = spec.split(":")
@@ -73,13 +73,15 @@ for spec in nets.split():
     ck_mb, pt_mb = med(load("convkit", net, threads, "rss")), med(load("torch", net, threads, "rss"))
     flop = 3 * ck[0]["mflop_per_image_forward"] * 1e6
     ct, pt_, ci, pi = med(c_tr), med(p_tr), med(c_in), med(p_in)
-    per_round = " ".join(f"{a / b:.2f}" for a, b in zip(c_tr, p_tr))
+    ratios = lambda c, p: " ".join(f"{a / b:.2f}" for a, b in zip(c, p))
+    per_round = f"{ratios(c_tr, p_tr)} | {ratios(c_in, p_in)}"
     rate = lambda v: f"{v:.0f}" if v >= 100 else f"{v:.3g}"  # resnet18 runs at a few img/s
     print(f"{net:<9} {batch:>5} {rate(ct):>13} {rate(pt_):>11} {ct / pt_:>5.2f}x {rate(ci):>13} {rate(pi):>11} {ci / pi:>5.2f}x "
           f"{100 * ct * flop / 1e9 / peak:>7.1f}% {100 * pt_ * flop / 1e9 / peak:>7.1f}% {ck_mb:>6.0f} {pt_mb:>6.0f}  {per_round}")
     row = {"net": net, "batch": int(batch), "train_ratio": ct / pt_, "infer_ratio": ci / pi, "convkit_train": ct,
            "torch_train": pt_, "convkit_infer": ci, "torch_infer": pi, "convkit_peak_rss_mb": ck_mb,
-           "torch_peak_rss_mb": pt_mb, "round_train_ratios": [a / b for a, b in zip(c_tr, p_tr)]}
+           "torch_peak_rss_mb": pt_mb, "round_train_ratios": [a / b for a, b in zip(c_tr, p_tr)],
+           "round_infer_ratios": [a / b for a, b in zip(c_in, p_in)]}
     if threads != 1:
         try:
             c1 = med(c["train_img_per_s"] for c in load("convkit", net, 1, "json"))
