@@ -12,8 +12,8 @@ pub mod strided_conv;
 pub mod winograd;
 pub mod winograd_filter_grad;
 
-/// Asks the cache for the 64-byte lines holding `len` values from `p` (each plane of `winograd::fill_phases`'s
-/// next). A hint only: it never faults, so `p` may run past the end of its buffer, and it does nothing off x86-64.
+/// Asks the cache for the 64-byte lines holding `len` values from `p`: `winograd::fill_phases` hints the plane it
+/// reads next. A hint only: it never faults, so `p` may run past the end of its buffer; nothing off x86-64.
 #[inline(always)]
 pub(crate) fn prefetch<T>(p: *const T, len: usize) {
     #[cfg(target_arch = "x86_64")]

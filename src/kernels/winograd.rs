@@ -473,7 +473,7 @@ fn transform_output<T: Float>(
 /// own function its arguments are known not to overlap, where inlined the compiler checked that before every row
 /// (16 to 32 values, on 8x8 to 32x32 maps). It is then compiled for baseline x86-64 (SSE2 shuffles), which for a
 /// copy costs less than those checks did. The next plane's lines are asked for as `fill_phases` asks for its input's:
-/// the stores waited on them as its loads did (2% of `resnet20`'s training step on one Zen 5 core).
+/// the stores waited on them as its loads did (about 2% of `resnet20`'s training step on one Zen 5 core).
 #[inline(never)]
 fn interleave_rows<T: Float>(y: &[T], tl: &Tiles, [h, w]: [usize; 2], out: &mut [T]) {
     let n = tl.slots;
