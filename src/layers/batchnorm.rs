@@ -170,6 +170,12 @@ impl<T: Float> BatchNorm<T> {
         dx
     }
 
+    /// `1 / sqrt(running_var + eps)` per channel: what evaluation normalises with.
+    fn running_invstd(&self) -> Vec<T> {
+        let eps = T::c(self.cfg.eps);
+        self.running_var.data().iter().map(|&v| T::one() / (v + eps).sqrt()).collect()
+    }
+
     /// `gamma (x - mean) invstd + beta` per channel, then the fused ReLU (or ReLU6).
     fn normalise(&self, x: &Tensor<T>, mean: &[T], invstd: &[T]) -> Tensor<T> {
         let (_, c, s) = bcs(x.shape());
@@ -204,10 +210,7 @@ impl<T: Float> BatchNorm<T> {
 /// Inference normalises with the running statistics, as `forward` does outside training.
 impl<T: Float> Infer<T> for BatchNorm<T> {
     fn infer(&self, x: &Tensor<T>) -> Tensor<T> {
-        let eps = T::c(self.cfg.eps);
-        let mean = self.running_mean.data();
-        let invstd: Vec<T> = self.running_var.data().iter().map(|&v| T::one() / (v + eps).sqrt()).collect();
-        self.normalise(x, mean, &invstd)
+        self.normalise(x, self.running_mean.data(), &self.running_invstd())
     }
 }
 
@@ -295,10 +298,8 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                 *rv = (T::one() - m) * *rv + m * var * unbias;
             }
         } else {
-            for ch in 0..c {
-                self.mean[ch] = self.running_mean.data()[ch];
-                self.invstd[ch] = T::one() / (self.running_var.data()[ch] + eps).sqrt();
-            }
+            self.mean.copy_from_slice(self.running_mean.data());
+            self.invstd = self.running_invstd();
         }
         self.normalise(x, &self.mean, &self.invstd)
     }
